@@ -1,0 +1,3 @@
+from weightio.bench import main
+
+main()

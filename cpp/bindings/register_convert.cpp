@@ -1,0 +1,65 @@
+// Conversion kernels exposed for tests and for converting arrays already in memory.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <map>
+
+#include "bindings/element_types.h"
+#include "io/errors.h"
+
+namespace py = pybind11;
+using namespace weightio;
+
+namespace weightio::bindings {
+
+convert::ElementType element_type_of(const py::dtype& dt) {
+  std::string name = py::str(dt.attr("name"));
+  if (name == "bfloat16") return convert::ElementType{convert::Kind::kBFloat16, 2, false};
+  std::string typestr = py::str(dt.attr("str"));
+  try {
+    return convert::ElementType::from_typestr(typestr);
+  } catch (const std::invalid_argument&) {
+    throw Error("unsupported output dtype " + name);
+  }
+}
+
+py::dtype dtype_of(const convert::ElementType& t) {
+  if (t.kind == convert::Kind::kBFloat16) return py::dtype::from_args(py::module_::import("ml_dtypes").attr("bfloat16"));
+  std::string s = t.typestr();
+  if (t.kind == convert::Kind::kRaw) s = "|V" + std::to_string(t.size);
+  return py::dtype(s);
+}
+
+bool have_bfloat16() {
+  static int cached = -1;
+  if (cached < 0) {
+    try {
+      py::module_::import("ml_dtypes");
+      cached = 1;
+    } catch (const py::error_already_set&) {
+      cached = 0;
+    }
+  }
+  return cached == 1;
+}
+
+}  // namespace weightio::bindings
+
+void register_convert(py::module_& m) {
+  m.def("astype", [](py::array src, py::dtype to_dtype) {
+        if (!(src.flags() & py::array::c_style)) throw std::invalid_argument("src must be C-contiguous");
+        convert::ElementType from = bindings::element_type_of(src.dtype());
+        convert::ElementType to = bindings::element_type_of(to_dtype);
+        std::vector<py::ssize_t> shape(src.shape(), src.shape() + src.ndim());
+        py::array out(to_dtype, shape);
+        const uint8_t* s = static_cast<const uint8_t*>(src.data());
+        uint8_t* d = static_cast<uint8_t*>(out.mutable_data());
+        size_t n = static_cast<size_t>(src.size());
+        {
+          py::gil_scoped_release release;
+          convert::convert(s, from, d, to, n);
+        }
+        return out;
+      },
+      py::arg("src"), py::arg("dtype"), "Converts a C-contiguous array with weightio's kernels (tests, benchmarks)");
+}

@@ -1,0 +1,387 @@
+// Python bindings of the native HDF5 reader: H5File (object-address based; the h5py-like
+// classes live in weightio/file.py) and the mapping it reads from (buffer protocol, so
+// zero-copy numpy views keep the mapping alive).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "bindings/element_types.h"
+#include "hdf5/file.h"
+#include "io/mapped_file.h"
+
+namespace py = pybind11;
+using namespace weightio;
+
+namespace {
+
+// The bytes a file is read from, exported read-only through the buffer protocol.
+struct Mapping {
+  std::shared_ptr<const io::MappedFile> map;
+};
+
+const char* kind_name(hdf5::ObjectKind k) {
+  switch (k) {
+    case hdf5::ObjectKind::kGroup: return "group";
+    case hdf5::ObjectKind::kDataset: return "dataset";
+    case hdf5::ObjectKind::kDatatype: return "datatype";
+  }
+  return "?";
+}
+
+const char* layout_name(hdf5::Layout::Class c) {
+  switch (c) {
+    case hdf5::Layout::Class::kCompact: return "compact";
+    case hdf5::Layout::Class::kContiguous: return "contiguous";
+    case hdf5::Layout::Class::kChunked: return "chunked";
+    case hdf5::Layout::Class::kVirtual: return "virtual";
+  }
+  return "?";
+}
+
+const char* index_name(hdf5::Layout::Index i) {
+  switch (i) {
+    case hdf5::Layout::Index::kBTreeV1: return "btree_v1";
+    case hdf5::Layout::Index::kSingleChunk: return "single_chunk";
+    case hdf5::Layout::Index::kImplicit: return "implicit";
+    case hdf5::Layout::Index::kFixedArray: return "fixed_array";
+    case hdf5::Layout::Index::kExtensibleArray: return "extensible_array";
+    case hdf5::Layout::Index::kBTreeV2: return "btree_v2";
+  }
+  return "?";
+}
+
+py::tuple link_tuple(const hdf5::Link& l) {
+  const char* type = l.type == hdf5::Link::Type::kHard ? "hard" : l.type == hdf5::Link::Type::kSoft ? "soft" : "external";
+  py::object addr = l.type == hdf5::Link::Type::kHard ? py::object(py::int_(l.address)) : py::object(py::none());
+  return py::make_tuple(py::bytes(l.name), type, addr, py::bytes(l.target), py::bytes(l.external_file));
+}
+
+// Re-throws `e` as the same weightio error type with `prefix` in front of its message.
+[[noreturn]] void rethrow_with_context(std::exception_ptr e, const std::string& prefix) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const ChecksumError& x) {
+    throw ChecksumError(prefix + x.what());
+  } catch (const FormatError& x) {
+    throw FormatError(prefix + x.what());
+  } catch (const UnsupportedFeatureError& x) {
+    throw UnsupportedFeatureError(prefix + x.what());
+  } catch (const NotFoundError& x) {
+    throw NotFoundError(prefix + x.what());
+  } catch (const Error& x) {
+    throw Error(prefix + x.what());
+  }
+}
+
+// Runs fn(i) for i in [0, n) on up to `threads` threads; rethrows the first failure (by index).
+template <class F>
+void parallel_for(size_t n, unsigned threads, F fn, std::vector<std::exception_ptr>& errors) {
+  errors.assign(n, nullptr);
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < n;) {
+      try {
+        fn(i);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+  };
+  threads = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(n)));
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+}
+
+unsigned default_threads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+class H5File {
+ public:
+  explicit H5File(const std::string& path) {
+    std::shared_ptr<const io::MappedFile> map;
+    {
+      py::gil_scoped_release release;
+      map = std::make_shared<const io::MappedFile>(path);
+    }
+    init(std::move(map));
+  }
+  // Reads from any object with the buffer protocol (e.g. a mapped zip member).
+  H5File(py::buffer buffer, const std::string& name) {
+    py::buffer_info info = buffer.request();
+    auto owner = std::shared_ptr<void>(new py::object(buffer), [](void* p) {
+      py::gil_scoped_acquire gil;
+      delete static_cast<py::object*>(p);
+    });
+    auto map = std::make_shared<io::MappedFile>(static_cast<const uint8_t*>(info.ptr),
+                                                static_cast<size_t>(info.size * info.itemsize), owner);
+    (void)name;
+    init(std::move(map));
+  }
+
+  const hdf5::File& file() const { return *file_; }
+  Mapping mapping() const { return Mapping{map_}; }
+
+  py::list links(uint64_t group) const {
+    std::shared_ptr<const hdf5::GroupLinks> ls;
+    {
+      py::gil_scoped_release release;
+      ls = file_->links(group);
+    }
+    py::list out;
+    for (const auto& l : ls->links) out.append(link_tuple(l));
+    return out;
+  }
+
+  py::list walk(uint64_t start) const {
+    std::vector<hdf5::WalkEntry> entries;
+    {
+      py::gil_scoped_release release;
+      entries = file_->walk(start);
+    }
+    py::list out;
+    for (const auto& e : entries) out.append(py::make_tuple(py::bytes(e.path), kind_name(e.kind), e.address));
+    return out;
+  }
+
+  py::list attributes(uint64_t object) const {
+    std::vector<hdf5::Attribute> attrs = file_->attributes(object);
+    py::list out;
+    for (const auto& a : attrs) {
+      py::tuple shape = py::cast(a.space.dims);
+      int pad = a.type.cls == hdf5::DataType::Class::kString ? static_cast<int>(a.type.string_pad) : -1;
+      if (a.space.kind == hdf5::Dataspace::Kind::kNull) {
+        out.append(py::make_tuple(py::bytes(a.name), "null", a.vlen_string ? "O" : a.type.numpy_typestr(), shape,
+                                  py::none(), pad));
+      } else if (a.vlen_string) {
+        py::list strings;
+        for (const auto& s : a.strings) strings.append(py::bytes(s));
+        out.append(py::make_tuple(py::bytes(a.name), a.type.charset == 1 ? "vstr-utf8" : "vstr-ascii", "O", shape,
+                                  strings, pad));
+      } else {
+        out.append(py::make_tuple(py::bytes(a.name), "raw", a.type.numpy_typestr(), shape,
+                                  py::bytes(reinterpret_cast<const char*>(a.raw.data()), a.raw.size()), pad));
+      }
+    }
+    return out;
+  }
+
+  py::dict dataset_info(uint64_t address) const {
+    auto ds = file_->dataset(address);
+    py::dict d;
+    const auto& sp = ds->space();
+    d["shape"] = py::tuple(py::cast(sp.dims));
+    py::list maxshape;
+    for (uint64_t m : sp.maxdims) maxshape.append(m == hdf5::Dataspace::kUnlimited ? py::object(py::none()) : py::object(py::int_(m)));
+    d["maxshape"] = py::tuple(maxshape);
+    d["space"] = sp.kind == hdf5::Dataspace::Kind::kNull ? "null" : sp.kind == hdf5::Dataspace::Kind::kScalar ? "scalar" : "simple";
+    d["typestr"] = ds->type().numpy_typestr();
+    d["type"] = ds->type().describe();
+    d["opaque_tag"] = ds->type().tag;
+    d["itemsize"] = ds->type().size;
+    d["layout"] = layout_name(ds->layout().cls);
+    if (ds->layout().cls == hdf5::Layout::Class::kChunked) {
+      d["chunks"] = py::tuple(py::cast(ds->layout().chunk_dims));
+      d["chunk_index"] = index_name(ds->layout().index);
+    } else {
+      d["chunks"] = py::none();
+      d["chunk_index"] = py::none();
+    }
+    py::list filters;
+    for (const auto& f : ds->pipeline().filters)
+      filters.append(py::make_tuple(f.id, hdf5::filter_name(f), f.flags, py::cast(f.client_data)));
+    d["filters"] = filters;
+    const auto& fill = ds->fill();
+    d["fill"] = fill.defined ? py::object(py::bytes(reinterpret_cast<const char*>(fill.value.data()), fill.value.size()))
+                             : py::object(py::none());
+    std::string problem;
+    try {
+      ds->check_readable();
+    } catch (const UnsupportedFeatureError& e) {
+      problem = e.what();
+    }
+    d["unsupported"] = problem.empty() ? py::object(py::none()) : py::object(py::str(problem));
+    io::ByteSpan span;
+    bool direct = problem.empty() && ds->stored_span(&span);
+    d["data_offset"] = direct ? py::object(py::int_(static_cast<uint64_t>(span.data() - map_->data())))
+                              : py::object(py::none());
+    return d;
+  }
+
+  // Reads a box of one dataset into `out` (C-contiguous, shape == count).
+  void read(uint64_t address, py::array out, const std::vector<uint64_t>& start, const std::vector<uint64_t>& count,
+            const std::string& source) const {
+    auto ds = file_->dataset(address);
+    convert::ElementType to = bindings::element_type_of(out.dtype());
+    check_output(out, count);
+    uint8_t* dst = static_cast<uint8_t*>(out.mutable_data());
+    py::gil_scoped_release release;
+    if (source.empty()) {
+      ds->read(start, count, dst, to);
+    } else {
+      read_as(*ds, start, count, dst, to, convert::ElementType::from_typestr(source));
+    }
+  }
+
+  // Reads whole datasets into new arrays, in parallel, without the GIL. `dtypes[i]` None
+  // keeps the stored type; `sources[i]` non-empty reinterprets the stored elements
+  // (e.g. "bfloat16" for Keras's 2-byte opaque bfloat16).
+  py::list read_many(const std::vector<uint64_t>& addresses, const std::vector<std::string>& names,
+                     const std::vector<py::object>& dtypes, const std::vector<std::string>& sources,
+                     py::object threads) const {
+    size_t n = addresses.size();
+    if (names.size() != n || dtypes.size() != n || sources.size() != n) throw std::invalid_argument("length mismatch");
+    struct Job {
+      std::shared_ptr<const hdf5::Dataset> ds;
+      convert::ElementType from, to;
+      uint8_t* out;
+      bool reinterpret;
+    };
+    std::vector<Job> jobs(n);
+    std::map<std::string, py::dtype> dtype_cache;
+    py::list results;
+    for (size_t i = 0; i < n; ++i) {
+      try {
+        Job& j = jobs[i];
+        j.ds = file_->dataset(addresses[i]);
+        j.ds->check_readable();
+        j.reinterpret = !sources[i].empty();
+        j.from = j.reinterpret ? convert::ElementType::from_typestr(sources[i]) : j.ds->stored_type();
+        if (!j.reinterpret && j.from.kind == convert::Kind::kRaw && j.from.size == 2 &&
+            file_->is_tagged_bfloat16(addresses[i]) && (!dtypes[i].is_none() || bindings::have_bfloat16())) {
+          j.reinterpret = true;
+          j.from = convert::ElementType{convert::Kind::kBFloat16, 2, false};
+        }
+        py::dtype dt = !dtypes[i].is_none() ? py::dtype::from_args(dtypes[i])
+                       : j.reinterpret      ? bindings::dtype_of(j.from)
+                                            : cached_dtype(j.ds->type().numpy_typestr(), dtype_cache);
+        j.to = bindings::element_type_of(dt);
+        if (!convert::can_convert(j.from, j.to))
+          throw Error("cannot convert " + j.from.typestr() + " to " + j.to.typestr());
+        py::array arr(dt, j.ds->space().dims);
+        j.out = static_cast<uint8_t*>(arr.mutable_data());
+        results.append(arr);
+      } catch (const Error&) {
+        rethrow_with_context(std::current_exception(), "'" + names[i] + "': ");
+      }
+    }
+    unsigned nthreads = threads.is_none() ? default_threads() : threads.cast<unsigned>();
+    std::vector<std::exception_ptr> errors;
+    {
+      py::gil_scoped_release release;
+      parallel_for(n, nthreads, [&](size_t i) {
+        Job& j = jobs[i];
+        std::vector<uint64_t> start(j.ds->space().dims.size(), 0);
+        if (j.reinterpret) {
+          read_as(*j.ds, start, j.ds->space().dims, j.out, j.to, j.from);
+        } else {
+          j.ds->read(start, j.ds->space().dims, j.out, j.to);
+        }
+      }, errors);
+    }
+    for (size_t i = 0; i < n; ++i)
+      if (errors[i]) rethrow_with_context(errors[i], "'" + names[i] + "': ");
+    return results;
+  }
+
+ private:
+  void init(std::shared_ptr<const io::MappedFile> map) {
+    map_ = std::move(map);
+    py::gil_scoped_release release;
+    file_ = std::make_unique<hdf5::File>(map_);
+  }
+
+  static py::dtype cached_dtype(const std::string& typestr, std::map<std::string, py::dtype>& cache) {
+    auto it = cache.find(typestr);
+    if (it == cache.end()) it = cache.emplace(typestr, py::dtype(typestr)).first;
+    return it->second;
+  }
+
+  static void check_output(const py::array& out, const std::vector<uint64_t>& count) {
+    if (!(out.flags() & py::array::c_style) || !out.writeable()) throw std::invalid_argument("out must be a writeable C-contiguous array");
+    if (static_cast<size_t>(out.ndim()) != count.size()) throw std::invalid_argument("out has the wrong rank");
+    for (size_t d = 0; d < count.size(); ++d)
+      if (static_cast<uint64_t>(out.shape(static_cast<py::ssize_t>(d))) != count[d]) throw std::invalid_argument("out has the wrong shape");
+  }
+
+  // Reads stored elements reinterpreted as `source` (same size), then converts to `to`.
+  static void read_as(const hdf5::Dataset& ds, const std::vector<uint64_t>& start, const std::vector<uint64_t>& count,
+                      uint8_t* out, const convert::ElementType& to, const convert::ElementType& source) {
+    convert::ElementType stored = ds.stored_type();
+    if (source.size != stored.size) throw Error("cannot reinterpret " + stored.typestr() + " as " + source.typestr());
+    if (source == to) {
+      convert::ElementType raw{convert::Kind::kRaw, stored.size, false};
+      ds.read(start, count, out, raw);
+      return;
+    }
+    uint64_t n = 1;
+    for (uint64_t c : count) n *= c;
+    std::vector<uint8_t> tmp(static_cast<size_t>(n * stored.size));
+    convert::ElementType raw{convert::Kind::kRaw, stored.size, false};
+    ds.read(start, count, tmp.data(), raw);
+    convert::convert(tmp.data(), source, out, to, static_cast<size_t>(n));
+  }
+
+  std::shared_ptr<const io::MappedFile> map_;
+  std::unique_ptr<hdf5::File> file_;
+};
+
+}  // namespace
+
+void register_hdf5(py::module_& m) {
+  py::class_<Mapping>(m, "Mapping", py::buffer_protocol(), "Read-only bytes of an open file (memory-mapped)")
+      .def_buffer([](Mapping& mp) {
+        return py::buffer_info(const_cast<uint8_t*>(mp.map->data()), 1, py::format_descriptor<uint8_t>::format(), 1,
+                               {static_cast<py::ssize_t>(mp.map->size())}, {1}, /*readonly=*/true);
+      })
+      .def("__len__", [](const Mapping& mp) { return mp.map->size(); })
+      .def_property_readonly("is_mapped", [](const Mapping& mp) { return mp.map->is_mapped(); });
+
+  py::class_<H5File>(m, "H5File", "An HDF5 file parsed natively; objects are addressed by header address")
+      .def(py::init<const std::string&>(), py::arg("path"))
+      .def(py::init<py::buffer, const std::string&>(), py::arg("buffer"), py::arg("name"))
+      .def_property_readonly("path", [](const H5File& f) { return f.file().path(); })
+      .def_property_readonly("root", [](const H5File& f) { return f.file().root(); })
+      .def_property_readonly("superblock_version", [](const H5File& f) { return f.file().superblock().version; })
+      .def_property_readonly("userblock_size", [](const H5File& f) { return f.file().superblock().location; })
+      .def_property_readonly("sizeof_offsets", [](const H5File& f) { return f.file().superblock().sizeof_offsets; })
+      .def_property_readonly("sizeof_lengths", [](const H5File& f) { return f.file().superblock().sizeof_lengths; })
+      .def("mapping", &H5File::mapping)
+      .def("kind", [](const H5File& f, uint64_t a) { return kind_name(f.file().kind(a)); })
+      .def("links", &H5File::links)
+      .def("link", [](const H5File& f, uint64_t g, const std::string& name) { return link_tuple(f.file().link(g, name)); })
+      .def("resolve", [](const H5File& f, uint64_t start, const std::string& path) {
+        py::gil_scoped_release release;
+        return f.file().resolve(start, path);
+      })
+      .def("resolve_many", [](const H5File& f, uint64_t start, const std::vector<std::string>& paths) {
+        std::vector<uint64_t> out(paths.size());
+        py::gil_scoped_release release;
+        for (size_t i = 0; i < paths.size(); ++i) {
+          try {
+            out[i] = f.file().resolve(start, paths[i]);
+          } catch (const NotFoundError&) {
+            throw NotFoundError("'" + paths[i] + "' not found");
+          }
+        }
+        return out;
+      })
+      .def("is_tagged_bfloat16", [](const H5File& f, uint64_t a) { return f.file().is_tagged_bfloat16(a); })
+      .def("walk", &H5File::walk)
+      .def("attributes", &H5File::attributes)
+      .def("dataset_info", &H5File::dataset_info)
+      .def("read", &H5File::read, py::arg("address"), py::arg("out"), py::arg("start"), py::arg("count"),
+           py::arg("source") = "")
+      .def("read_many", &H5File::read_many, py::arg("addresses"), py::arg("names"), py::arg("dtypes"),
+           py::arg("sources"), py::arg("threads") = py::none());
+}

@@ -1,0 +1,79 @@
+// What every parser needs to know about the file it reads: the bytes, the sizes the
+// superblock declares for offsets and lengths, and the base address. Also the hard caps
+// that make a hostile file fail fast.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "io/cursor.h"
+#include "io/errors.h"
+#include "io/span.h"
+
+namespace weightio::hdf5 {
+
+namespace limits {
+constexpr size_t kMaxHeaderMessages = 1u << 16;      // messages in one object header
+constexpr size_t kMaxContinuationBlocks = 1u << 12;  // continuation blocks of one header
+constexpr int kMaxBTreeDepth = 64;                   // v1 and v2 B-trees
+constexpr size_t kMaxRank = 32;                      // dataspace dimensions (HDF5's own limit)
+constexpr int kMaxLinkHops = 64;                     // soft links followed in one lookup
+constexpr int kMaxGroupDepth = 512;                  // nesting depth of a tree walk
+constexpr uint64_t kMaxChunkBytes = uint64_t{1} << 32;  // one decoded chunk (HDF5 caps at 4 GiB)
+constexpr uint64_t kMaxHeapBlockRows = 64;           // rows in a fractal heap indirect block
+}  // namespace limits
+
+class Context {
+ public:
+  Context(io::ByteSpan bytes, std::string path) : bytes_(bytes), path_(std::move(path)) {}
+
+  io::ByteSpan bytes() const { return bytes_; }
+  const std::string& path() const { return path_; }
+  unsigned sizeof_offsets() const { return sizeof_offsets_; }
+  unsigned sizeof_lengths() const { return sizeof_lengths_; }
+  uint64_t base() const { return base_; }
+  void set_sizes(unsigned offsets, unsigned lengths) {
+    sizeof_offsets_ = offsets;
+    sizeof_lengths_ = lengths;
+  }
+  void set_base(uint64_t base) { base_ = base; }
+
+  // Absolute file offset of a (relative) HDF5 address; throws if it lies outside the file.
+  uint64_t absolute(uint64_t addr, const char* what) const {
+    if (addr == io::kUndefinedAddress) throw FormatError(std::string("undefined address for ") + what);
+    if (addr > bytes_.size() || base_ > bytes_.size() - addr)
+      throw FormatError(std::string(what) + " address " + std::to_string(addr) + " lies outside the file (size " +
+                        std::to_string(bytes_.size()) + ")");
+    return base_ + addr;
+  }
+  // A cursor over the whole file positioned at `addr`.
+  io::Cursor at(uint64_t addr, const char* what) const {
+    return io::Cursor(bytes_, 0, static_cast<size_t>(absolute(addr, what)));
+  }
+  // A cursor over exactly [addr, addr + length).
+  io::Cursor block(uint64_t addr, uint64_t length, const char* what) const {
+    return io::Cursor(span(addr, length, what), absolute(addr, what));
+  }
+  io::ByteSpan span(uint64_t addr, uint64_t length, const char* what) const {
+    uint64_t abs = absolute(addr, what);
+    if (!bytes_.contains(abs, length))
+      throw FormatError(std::string(what) + " of " + std::to_string(length) + " bytes runs past the end of the file", abs);
+    return io::ByteSpan(bytes_.data() + abs, static_cast<size_t>(length));
+  }
+
+  uint64_t read_offset(io::Cursor& c) const { return c.address(sizeof_offsets_); }
+  uint64_t read_length(io::Cursor& c) const { return c.uint_le(sizeof_lengths_); }
+
+ private:
+  io::ByteSpan bytes_;
+  std::string path_;
+  unsigned sizeof_offsets_ = 8;
+  unsigned sizeof_lengths_ = 8;
+  uint64_t base_ = 0;
+};
+
+// Verifies a lookup3 checksum stored right after `covered`; throws ChecksumError.
+void verify_checksum(io::ByteSpan covered, uint32_t stored, const char* what, uint64_t offset);
+// The same for a structure starting at `start` inside cursor `c`, with `c` at the checksum.
+void verify_checksum_at(io::Cursor& c, size_t start, const char* what);
+
+}  // namespace weightio::hdf5

@@ -1,0 +1,84 @@
+#include "hdf5/group.h"
+
+#include <algorithm>
+
+#include "hdf5/btree_v1.h"
+#include "hdf5/btree_v2.h"
+#include "hdf5/fractal_heap.h"
+#include "hdf5/local_heap.h"
+
+namespace weightio::hdf5 {
+
+namespace {
+
+std::vector<Link> read_symbol_table(const Context& ctx, const RawMessage& m) {
+  io::Cursor c(m.data, m.offset);
+  uint64_t btree = ctx.read_offset(c);
+  uint64_t heap_address = ctx.read_offset(c);
+  LocalHeap heap(ctx, heap_address);
+  std::vector<Link> links;
+  walk_group_btree(ctx, btree, [&](const SymbolTableEntry& e) {
+    Link l;
+    l.name = heap.string_at(e.name_offset);
+    if (e.cache_type == 2) {
+      l.type = Link::Type::kSoft;
+      l.target = heap.string_at(e.soft_link_offset);
+    } else {
+      l.address = e.object_header;
+    }
+    links.push_back(std::move(l));
+  });
+  return links;
+}
+
+std::vector<Link> read_dense_links(const Context& ctx, const DenseStorageInfo& info) {
+  std::vector<Link> links;
+  if (info.name_index_address == io::kUndefinedAddress) return links;
+  FractalHeap heap(ctx, info.heap_address);
+  BTreeV2 index(ctx, info.name_index_address);
+  if (index.type() != 5) throw FormatError("link name index has unexpected B-tree type " + std::to_string(index.type()));
+  index.for_each([&](io::Cursor& r) {
+    r.skip(4);  // name hash
+    io::ByteSpan id = r.take_span(r.remaining());
+    io::ByteSpan msg = heap.object(id);
+    links.push_back(parse_link(ctx, io::Cursor(msg, 0)));
+  });
+  return links;
+}
+
+}  // namespace
+
+bool is_group(const ObjectHeader& header) {
+  return header.find(kMsgSymbolTable) || header.find(kMsgLinkInfo) || header.find(kMsgGroupInfo) ||
+         header.find(kMsgLink);
+}
+
+std::vector<Link> read_links(const Context& ctx, const ObjectHeader& header) {
+  std::vector<Link> links;
+  bool by_order = false;
+  if (const RawMessage* st = header.find(kMsgSymbolTable)) {
+    links = read_symbol_table(ctx, *st);
+  } else {
+    DenseStorageInfo info;
+    if (const RawMessage* li = header.find(kMsgLinkInfo)) info = parse_link_info(ctx, io::Cursor(li->data, li->offset));
+    by_order = info.creation_order_tracked;
+    if (info.dense()) {
+      links = read_dense_links(ctx, info);
+    } else {
+      for (const RawMessage& m : header.messages)
+        if (m.type == kMsgLink) links.push_back(parse_link(ctx, io::Cursor(m.data, m.offset)));
+    }
+  }
+  if (by_order) {
+    std::stable_sort(links.begin(), links.end(),
+                     [](const Link& a, const Link& b) { return a.creation_order < b.creation_order; });
+  } else {
+    std::sort(links.begin(), links.end(), [](const Link& a, const Link& b) { return a.name < b.name; });
+  }
+  for (size_t i = 1; i < links.size(); ++i)
+    if (links[i].name == links[i - 1].name && !by_order)
+      throw FormatError("group has two links named '" + links[i].name + "'", header.address);
+  return links;
+}
+
+}  // namespace weightio::hdf5

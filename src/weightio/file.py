@@ -1,0 +1,650 @@
+"""The h5py-like, read-only file API over the native reader.
+
+``File``/``Group``/``Dataset``/``AttributeManager`` follow h5py's names and return the same
+values h5py returns, so code (and users) need no manual. Objects are addressed by their
+object header address inside the native ``_core.hdf5.H5File``; this module only shapes
+Python values. Where the native reader meets valid HDF5 it does not implement
+(``UnsupportedFeatureError``) and h5py is installed, that one object is read through h5py
+instead, unless the file was opened with ``fallback=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from .errors import Error, UnsupportedFeatureError, with_context
+
+log = logging.getLogger("weightio")
+
+_FILTER_COMPRESSION = {1: "gzip", 4: "szip", 32000: "lzf"}
+_STR_NULLTERM, _STR_SPACEPAD = 0, 2
+
+
+def _decode(name: bytes) -> str:
+    return name.decode("utf-8", "surrogateescape")
+
+
+def _join(parent: str, name: str) -> str:
+    path = name if name.startswith("/") else posixpath.join(parent, name)
+    path = posixpath.normpath(path)
+    return "/" if path in ("/", "//", ".") else path
+
+
+class Empty:
+    """The value of an attribute or dataset with a null dataspace (h5py's ``h5py.Empty``)."""
+
+    shape = None
+    size = None
+
+    def __init__(self, dtype: Any) -> None:
+        self.dtype = np.dtype(dtype)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other).__name__ == "Empty" and getattr(other, "dtype", None) == self.dtype
+
+    def __hash__(self) -> int:
+        return hash(("Empty", self.dtype))
+
+    def __repr__(self) -> str:
+        return f"Empty(dtype={self.dtype!r})"
+
+
+class HardLink:
+    """A hard link, as returned by ``Group.get(name, getlink=True)``."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HardLink)
+
+    __hash__ = object.__hash__
+
+
+class SoftLink:
+    """A soft link to ``path``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SoftLink) and other.path == self.path
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"SoftLink({self.path!r})"
+
+
+class ExternalLink:
+    """A link to ``path`` in another file ``filename`` (never followed: weightio refuses)."""
+
+    def __init__(self, filename: str, path: str) -> None:
+        self.filename = filename
+        self.path = path
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExternalLink) and (other.filename, other.path) == (self.filename, self.path)
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"ExternalLink({self.filename!r}, {self.path!r})"
+
+
+def _attribute_value(kind: str, typestr: str, shape: tuple[int, ...], payload: Any, pad: int) -> Any:
+    if kind == "null":
+        return Empty(typestr)
+    if kind.startswith("vstr"):
+        strings = [_decode(s) for s in payload]
+        if not shape:
+            return strings[0]
+        out = np.empty(len(strings), dtype=object)
+        out[:] = strings
+        return out.reshape(shape)
+    arr = np.frombuffer(payload, dtype=np.dtype(typestr)).copy().reshape(shape)
+    if arr.dtype.kind == "S" and pad in (_STR_NULLTERM, _STR_SPACEPAD):
+        arr = _unpad_strings(arr, pad)
+    return arr[()] if not shape else arr
+
+
+def _unpad_strings(arr: np.ndarray, pad: int) -> np.ndarray:
+    """What HDF5's conversion to numpy's null-padded strings does to NULLTERM/SPACEPAD data."""
+    if pad == _STR_NULLTERM:
+        fixed = [s.split(b"\0", 1)[0] for s in arr.reshape(-1).tolist()]
+    else:
+        fixed = [s.rstrip(b" ") for s in arr.reshape(-1).tolist()]
+    return np.array(fixed, dtype=arr.dtype).reshape(arr.shape)
+
+
+class _Object:
+    """What groups and datasets share: the file, the address, the path and the attributes."""
+
+    __slots__ = ("_addr", "file", "name")
+
+    def __init__(self, file: File, addr: int, name: str) -> None:
+        self.file = file
+        self._addr = addr
+        self.name = name
+
+    @property
+    def attrs(self) -> AttributeManager:
+        return AttributeManager(self)
+
+    @property
+    def parent(self) -> Group:
+        return self.file[posixpath.dirname(self.name) or "/"]
+
+    def _h5py(self) -> Any:
+        """The same object opened with h5py (the fallback)."""
+        return self.file._h5py_file()[self.name]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Object) and other.file is self.file and other._addr == self._addr
+
+    def __hash__(self) -> int:
+        return hash((id(self.file), self._addr))
+
+    def __bool__(self) -> bool:
+        return self.file._core is not None
+
+
+class AttributeManager:
+    """The attributes of an object, like h5py's ``obj.attrs`` (read-only)."""
+
+    def __init__(self, obj: _Object) -> None:
+        self._obj = obj
+        self._values: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._values is None:
+            obj = self._obj
+            try:
+                raw = obj.file._call(obj.name, obj.file._core.attributes, obj._addr)
+                self._values = {
+                    _decode(name): _attribute_value(kind, typestr, tuple(shape), payload, pad)
+                    for name, kind, typestr, shape, payload, pad in raw
+                }
+            except UnsupportedFeatureError as exc:
+                self._values = dict(obj.file._fallback(exc, obj.name, lambda: obj._h5py().attrs.items()))
+        return self._values
+
+    def __getitem__(self, name: str) -> Any:
+        values = self._load()
+        if name not in values:
+            raise KeyError(f"{self._obj.file.filename}: {self._obj.name}: no attribute {name!r}")
+        return values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._load().get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._load()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._load()))
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def keys(self) -> list[str]:
+        return list(self._load())
+
+    def values(self) -> list[Any]:
+        return list(self._load().values())
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(self._load().items())
+
+    def __repr__(self) -> str:
+        return f"<weightio attributes of {self._obj.name!r} ({len(self)} members)>"
+
+
+class Group(_Object):
+    """A group: a mapping from names to groups and datasets, like ``h5py.Group``."""
+
+    __slots__ = ()
+
+    def _links(self) -> list[tuple[bytes, str, int | None, bytes, bytes]]:
+        return self.file._call(self.name, self.file._core.links, self._addr)
+
+    def keys(self) -> list[str]:
+        return [_decode(link[0]) for link in self._links()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self._links())
+
+    def values(self) -> list[Group | Dataset]:
+        return [self[k] for k in self.keys()]
+
+    def items(self) -> list[tuple[str, Group | Dataset]]:
+        return [(k, self[k]) for k in self.keys()]
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            self.file._core.resolve(self._addr, name)
+        except (KeyError, UnsupportedFeatureError):
+            return False
+        except Error:
+            return False
+        return True
+
+    def __getitem__(self, name: str) -> Group | Dataset:
+        if not isinstance(name, str):
+            raise TypeError(f"weightio: object names are str, got {type(name).__name__}")
+        path = _join(self.name, name)
+        addr = self.file._call(path, self.file._core.resolve, self._addr, name)
+        return self.file._object(addr, path)
+
+    def get(self, name: str, default: Any = None, getlink: bool = False) -> Any:
+        if getlink:
+            parent, _, leaf = name.rstrip("/").rpartition("/")
+            group = self[parent] if parent else self
+            if not isinstance(group, Group):
+                return default
+            try:
+                _, kind, _, target, ext_file = self.file._call(
+                    _join(self.name, name), self.file._core.link, group._addr, leaf
+                )
+            except KeyError:
+                return default
+            if kind == "soft":
+                return SoftLink(_decode(target))
+            if kind == "external":
+                return ExternalLink(_decode(ext_file), _decode(target))
+            return HardLink()
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def visit(self, func: Callable[[str], Any]) -> Any:
+        for path, _, _ in self._walk():
+            result = func(path)
+            if result is not None:
+                return result
+        return None
+
+    def visititems(self, func: Callable[[str, Group | Dataset], Any]) -> Any:
+        for path, _, addr in self._walk():
+            result = func(path, self.file._object(addr, _join(self.name, path)))
+            if result is not None:
+                return result
+        return None
+
+    def _walk(self) -> list[tuple[str, str, int]]:
+        entries = self.file._call(self.name, self.file._core.walk, self._addr)
+        return [(_decode(p), kind, addr) for p, kind, addr in entries]
+
+    def __repr__(self) -> str:
+        return f'<weightio group "{self.name}" ({len(self)} members)>'
+
+
+class Dataset(_Object):
+    """A dataset, like ``h5py.Dataset`` (read-only): shape, dtype, slicing, zero-copy views."""
+
+    __slots__ = ("_info",)
+
+    def __init__(self, file: File, addr: int, name: str) -> None:
+        super().__init__(file, addr, name)
+        self._info: dict[str, Any] = file._call(name, file._core.dataset_info, addr)
+
+    # -- description ---------------------------------------------------------------------
+    @property
+    def _native(self) -> bool:
+        return self._info["unsupported"] is None
+
+    def _require_native_or_fallback(self) -> bool:
+        """True when the native reader handles the data; else falls back or raises."""
+        if self._native:
+            return True
+        exc = UnsupportedFeatureError(self._info["unsupported"])
+        self.file._fallback(exc, self.name, lambda: None)
+        return False
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        return None if self._info["space"] == "null" else tuple(self._info["shape"])
+
+    @property
+    def maxshape(self) -> tuple[int | None, ...] | None:
+        return None if self._info["space"] == "null" else tuple(self._info["maxshape"])
+
+    @property
+    def dtype(self) -> np.dtype:
+        typestr = self._info["typestr"]
+        if typestr:
+            return np.dtype(typestr)
+        if self._require_native_or_fallback():
+            raise UnsupportedFeatureError(f"{self.file.filename}: {self.name}: {self._info['type']} datatype")
+        return self._h5py().dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._info["shape"])
+
+    @property
+    def size(self) -> int | None:
+        shape = self.shape
+        return None if shape is None else int(np.prod(shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return (self.size or 0) * self.dtype.itemsize
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        chunks = self._info["chunks"]
+        return None if chunks is None else tuple(chunks)
+
+    @property
+    def layout(self) -> str:
+        """``"contiguous"``, ``"compact"``, ``"chunked"`` or ``"virtual"``."""
+        return self._info["layout"]
+
+    @property
+    def compression(self) -> str | None:
+        for fid, _, _, _ in self._info["filters"]:
+            if fid in _FILTER_COMPRESSION:
+                return _FILTER_COMPRESSION[fid]
+        return None
+
+    @property
+    def compression_opts(self) -> Any:
+        for fid, _, _, client in self._info["filters"]:
+            if fid == 1:
+                return client[0] if client else None
+            if fid == 4:
+                return tuple(client[:2]) if client else None
+        return None
+
+    @property
+    def shuffle(self) -> bool:
+        return any(fid == 2 for fid, _, _, _ in self._info["filters"])
+
+    @property
+    def fletcher32(self) -> bool:
+        return any(fid == 3 for fid, _, _, _ in self._info["filters"])
+
+    @property
+    def filters(self) -> list[str]:
+        """Names of the filters in pipeline order (``["shuffle", "gzip"]``...)."""
+        return [name for _, name, _, _ in self._info["filters"]]
+
+    @property
+    def fillvalue(self) -> Any:
+        dtype = self.dtype
+        fill = self._info["fill"]
+        if fill is not None and len(fill) == dtype.itemsize:
+            return np.frombuffer(fill, dtype=dtype)[0]
+        return np.zeros((), dtype=dtype)[()]
+
+    def __len__(self) -> int:
+        shape = self.shape
+        if not shape:
+            raise TypeError("Attempt to take len() of scalar dataset")
+        return shape[0]
+
+    # -- reading -------------------------------------------------------------------------
+    def read(self, out: np.ndarray | None = None, dtype: Any = None) -> np.ndarray:
+        """Reads the whole dataset into a new array (of ``dtype``) or into ``out``."""
+        if self._info["space"] == "null":
+            raise TypeError(f"{self.name}: dataset has no data (null dataspace)")
+        shape = self.shape or ()
+        if not self._require_native_or_fallback():
+            data = np.asarray(self._h5py()[()])
+            return self._deliver(data, out, dtype)
+        if out is None:
+            out = np.empty(shape, dtype=self.dtype if dtype is None else dtype)
+        elif out.shape != shape:
+            raise ValueError(f"out has shape {out.shape}, dataset {self.name} has {shape}")
+        target = out if out.flags.c_contiguous and out.flags.writeable else np.empty(shape, out.dtype)
+        self.file._call(self.name, self.file._core.read, self._addr, target, [0] * len(shape), list(shape))
+        if target is not out:
+            np.copyto(out, target)
+        return out
+
+    @staticmethod
+    def _deliver(data: np.ndarray, out: np.ndarray | None, dtype: Any) -> np.ndarray:
+        if out is not None:
+            np.copyto(out, data, casting="unsafe")
+            return out
+        return data if dtype is None else data.astype(dtype)
+
+    def view(self) -> np.ndarray:
+        """A zero-copy, read-only array over the file mapping (contiguous or compact,
+        unfiltered, allocated datasets); ``UnsupportedFeatureError`` otherwise."""
+        offset = self._info["data_offset"]
+        if offset is None:
+            reason = self._info["unsupported"] or f"{self.layout} storage that is not one allocated block"
+            raise UnsupportedFeatureError(f"{self.file.filename}: {self.name}: no zero-copy view: {reason}")
+        dtype = self.dtype
+        shape = self.shape or ()
+        count = int(np.prod(shape, dtype=np.int64))
+        arr = np.frombuffer(self.file._mapping, dtype=dtype, count=count, offset=offset)
+        return arr.reshape(shape)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.read(dtype=dtype)
+
+    def __getitem__(self, key: Any) -> Any:
+        if self._info["space"] == "null":
+            if key == () or key is Ellipsis:
+                return Empty(self.dtype)
+            raise ValueError("Empty datasets cannot be sliced")
+        if not self._native:
+            self._require_native_or_fallback()
+            return self._h5py()[key]
+        shape = self.shape or ()
+        selection = _basic_selection(key, shape)
+        if selection is None:  # fancy indexing: read everything, let numpy index
+            return self.read()[key]
+        start, count, post = selection
+        box = np.empty(count, dtype=self.dtype)
+        self.file._call(self.name, self.file._core.read, self._addr, box, start, count)
+        result = box[post] if post else box
+        if not shape and key == ():
+            return result[()]
+        return result
+
+    def __repr__(self) -> str:
+        return f'<weightio dataset "{self.name}": shape {self.shape}, type "{self._info["typestr"] or self._info["type"]}">'
+
+
+def _basic_selection(key: Any, shape: tuple[int, ...]) -> tuple[list[int], list[int], tuple[Any, ...]] | None:
+    """Turns basic indexing (ints, slices, Ellipsis) into the bounding box to read and the
+    numpy index that picks the result from it; None for anything else."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is Ellipsis for k in key):
+        i = next(i for i, k in enumerate(key) if k is Ellipsis)
+        fill = len(shape) - (len(key) - 1)
+        key = key[:i] + (slice(None),) * max(fill, 0) + key[i + 1 :]
+    if len(key) > len(shape):
+        if key == () or all(k == () for k in key):
+            key = ()
+        else:
+            raise IndexError(f"too many indices for dataset of rank {len(shape)}")
+    key = key + (slice(None),) * (len(shape) - len(key))
+    start, count, post = [], [], []
+    for k, dim in zip(key, shape):
+        if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+            i = int(k)
+            if i < 0:
+                i += dim
+            if not 0 <= i < dim:
+                raise IndexError(f"index {int(k)} out of range for dimension of size {dim}")
+            start.append(i)
+            count.append(1)
+            post.append(0)
+        elif isinstance(k, slice):
+            if k.step is not None and k.step < 1:
+                raise ValueError("Step must be >= 1 (got %d)" % k.step)
+            a, b, step = k.indices(dim)
+            n = len(range(a, b, step))
+            start.append(a if n else 0)
+            count.append((n - 1) * step + 1 if n else 0)
+            post.append(slice(None, None, step) if step != 1 else slice(None))
+        else:
+            return None
+    trivial = all(isinstance(p, slice) and p == slice(None) for p in post)
+    return start, count, (() if trivial else tuple(post))
+
+
+class File(Group):
+    """An HDF5 file opened read-only with the native reader, like ``h5py.File(path, "r")``."""
+
+    __slots__ = ("__weakref__", "_core", "_fallback_enabled", "_h5", "_mapping", "filename")
+
+    def __init__(self, path: str | os.PathLike[str], mode: str = "r", *, fallback: bool = True) -> None:
+        if mode != "r":
+            raise ValueError("weightio opens files read-only (mode='r')")
+        self.filename = os.fspath(path)
+        self._fallback_enabled = fallback
+        self._h5: Any = None
+        try:
+            self._core = _core.hdf5.H5File(self.filename)
+        except Error as exc:
+            raise with_context(exc, self.filename) from None
+        self._mapping = self._core.mapping()
+        super().__init__(self, self._core.root, "/")
+
+    # -- internals shared by the object classes -----------------------------------------
+    def _call(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._core is None:
+            raise ValueError(f"{self.filename}: file is closed")
+        try:
+            return fn(*args)
+        except Error as exc:
+            raise with_context(exc, self.filename, name) from None
+
+    def _object(self, addr: int, path: str) -> Group | Dataset:
+        kind = self._call(path, self._core.kind, addr)
+        if kind == "dataset":
+            return Dataset(self, addr, path)
+        if kind == "datatype":
+            raise UnsupportedFeatureError(f"{self.filename}: {path}: committed datatypes are not opened as objects")
+        return Group(self, addr, path)
+
+    def _h5py_file(self) -> Any:
+        if self._h5 is None:
+            import h5py
+
+            self._h5 = h5py.File(self.filename, "r")
+        return self._h5
+
+    def _fallback(self, exc: UnsupportedFeatureError, name: str, read: Callable[[], Any]) -> Any:
+        """Runs ``read`` through h5py if allowed and installed; else raises ``exc``."""
+        if not self._fallback_enabled:
+            raise with_context(exc, self.filename, name) from None
+        try:
+            import h5py  # noqa: F401
+        except ImportError:
+            raise with_context(exc, self.filename, name) from None
+        log.debug("weightio: %s: %s: falling back to h5py (%s)", self.filename, name, exc)
+        return read()
+
+    # -- public --------------------------------------------------------------------------
+    @property
+    def superblock_version(self) -> int:
+        return self._core.superblock_version
+
+    @property
+    def userblock_size(self) -> int:
+        return self._core.userblock_size
+
+    def read_many(
+        self,
+        paths: Sequence[str],
+        dtypes: Any = None,
+        threads: int | None = None,
+    ) -> list[np.ndarray]:
+        """Reads many datasets in one call: in parallel, without the GIL, converting to
+        ``dtypes`` (one dtype for all, or one per path; None keeps the stored type) in
+        the same pass. Returns new arrays in the order of ``paths``."""
+        paths = list(paths)
+        names = [_join(self.name, p) for p in paths]
+        addrs = self._call("/", self._core.resolve_many, self._addr, paths)
+        targets = _normalize_dtypes(dtypes, len(paths))
+        try:
+            arrays = self._core.read_many(addrs, names, targets, [""] * len(paths), threads)
+        except UnsupportedFeatureError as exc:
+            if not self._fallback_enabled:
+                raise with_context(exc, self.filename) from None
+            arrays = self._read_each(addrs, names, targets)
+        except Error as exc:
+            raise with_context(exc, self.filename) from None
+        return arrays
+
+    def _read_each(self, addrs: list[int], names: list[str], targets: list[Any]) -> list[np.ndarray]:
+        """The slow path of read_many when some dataset needs the h5py fallback."""
+        out = []
+        for addr, name, target in zip(addrs, names, targets):
+            ds = Dataset(self, addr, name)
+            if ds._native:
+                out.append(self._core.read_many([addr], [name], [target], [""], 1)[0])
+            else:
+                out.append(ds.read(dtype=target))
+        return out
+
+    def close(self) -> None:
+        """Closes the file. Zero-copy views stay valid: they keep the mapping alive."""
+        self._core = None
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+
+    def __enter__(self) -> File:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._core is None else "open"
+        return f'<weightio file "{self.filename}" ({state})>'
+
+
+def _normalize_dtypes(dtypes: Any, n: int) -> list[Any]:
+    if dtypes is None:
+        return [None] * n
+    if isinstance(dtypes, (list, tuple)):
+        if len(dtypes) != n:
+            raise ValueError(f"{len(dtypes)} dtypes for {n} paths")
+        return [None if d is None else _dtype(d) for d in dtypes]
+    one = _dtype(dtypes)
+    return [one] * n
+
+
+def _dtype(d: Any) -> np.dtype:
+    if isinstance(d, str) and d in ("bfloat16", "bf16"):
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(d)
+
+
+def load_file(path: str | os.PathLike[str], threads: int | None = None, fallback: bool = True) -> dict[str, np.ndarray]:
+    """Every dataset of an HDF5 file, by absolute path, read in one parallel pass."""
+    with File(path, fallback=fallback) as f:
+        entries = [(p, addr) for p, kind, addr in f._walk() if kind == "dataset"]
+        names = ["/" + p for p, _ in entries]
+        addrs = [addr for _, addr in entries]
+        try:
+            arrays = f._core.read_many(addrs, names, [None] * len(addrs), [""] * len(addrs), threads)
+        except UnsupportedFeatureError as exc:
+            if not fallback:
+                raise with_context(exc, f.filename) from None
+            arrays = f._read_each(addrs, names, [None] * len(addrs))
+        except Error as exc:
+            raise with_context(exc, f.filename) from None
+        return dict(zip(names, arrays))
