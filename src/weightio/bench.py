@@ -395,8 +395,6 @@ class WeightioViewCase(Case):
         return [f[p].view() for p in self.info.paths]
 
     def teardown(self) -> None:
-        # The timing loop has already dropped every view, so nothing still
-        # points into the mapping when it is closed.
         ctx = getattr(self, "_ctx", None)
         if ctx is not None:
             self._ctx = self.f = None

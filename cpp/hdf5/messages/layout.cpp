@@ -90,7 +90,7 @@ Layout parse_layout(const Context& ctx, io::Cursor c) {
     parse_v1_v2(ctx, c, l);
     return l;
   }
-  if (l.version != 3 && l.version != 4) c.fail("unsupported layout version " + std::to_string(l.version));
+  if (l.version < 3 || l.version > 5) c.fail("unsupported layout version " + std::to_string(l.version));
   unsigned cls = c.u8();
   switch (cls) {
     case 0: {
@@ -114,7 +114,7 @@ Layout parse_layout(const Context& ctx, io::Cursor c) {
         for (unsigned i = 0; i < ndims; ++i) dims.push_back(c.u32());
         set_chunk_dims(c, l, dims);
       } else {
-        parse_chunked_v4(ctx, c, l);
+        parse_chunked_v4(ctx, c, l);  // version 5 (HDF5 2.0) has the same fields
       }
       break;
     case 3:

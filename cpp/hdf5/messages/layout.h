@@ -1,4 +1,6 @@
-// Data layout message 0x0008 (HDF5 spec 3.0, IV.A.2.i), versions 1-4.
+// Data layout message 0x0008 (HDF5 spec 3.0, IV.A.2.i), versions 1-4; version 5 (written by
+// HDF5 2.0) has version 4's fields and differs only in how wide filtered chunk sizes are in
+// the chunk index, which the index readers take from the stored entry sizes.
 #pragma once
 #include <cstdint>
 #include <vector>
