@@ -13,14 +13,22 @@ using namespace weightio;
 namespace weightio::bindings {
 
 convert::ElementType element_type_of(const py::dtype& dt) {
-  std::string name = py::str(dt.attr("name"));
-  if (name == "bfloat16") return convert::ElementType{convert::Kind::kBFloat16, 2, false};
-  std::string typestr = py::str(dt.attr("str"));
-  try {
-    return convert::ElementType::from_typestr(typestr);
-  } catch (const std::invalid_argument&) {
-    throw Error("unsupported output dtype " + name);
+  // Read numpy's descriptor fields directly: dtype.name and dtype.str run Python code.
+  const char kind = dt.kind();
+  const auto size = static_cast<uint32_t>(dt.itemsize());
+  const bool big = dt.byteorder() == '>' || (dt.byteorder() == '=' && convert::host_is_big_endian());
+  if (kind == 'V' && size == 2 && dt.num() >= 256) {  // a user-defined type: bfloat16 (ml_dtypes)?
+    if (std::string(py::str(dt.attr("name"))) == "bfloat16") return {convert::Kind::kBFloat16, 2, false};
   }
+  switch (kind) {
+    case 'b': if (size == 1) return {convert::Kind::kBool, 1, false}; break;
+    case 'i': if (size == 1 || size == 2 || size == 4 || size == 8) return {convert::Kind::kInt, size, big}; break;
+    case 'u': if (size == 1 || size == 2 || size == 4 || size == 8) return {convert::Kind::kUInt, size, big}; break;
+    case 'f': if (size == 2 || size == 4 || size == 8) return {convert::Kind::kFloat, size, big}; break;
+    case 'S': case 'V': if (size > 0) return {convert::Kind::kRaw, size, false}; break;
+    default: break;
+  }
+  throw Error("unsupported output dtype " + std::string(py::str(dt)));
 }
 
 py::dtype dtype_of(const convert::ElementType& t) {

@@ -15,6 +15,7 @@
 #include "bindings/element_types.h"
 #include "hdf5/file.h"
 #include "io/mapped_file.h"
+#include "io/parallel.h"
 
 namespace py = pybind11;
 using namespace weightio;
@@ -57,10 +58,17 @@ const char* index_name(hdf5::Layout::Index i) {
   return "?";
 }
 
+// Names are bytes in the file; like h5py, decode them as UTF-8 (undecodable bytes escaped).
+py::str decode_name(const std::string& s) {
+  PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<py::ssize_t>(s.size()), "surrogateescape");
+  if (!o) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(o);
+}
+
 py::tuple link_tuple(const hdf5::Link& l) {
   const char* type = l.type == hdf5::Link::Type::kHard ? "hard" : l.type == hdf5::Link::Type::kSoft ? "soft" : "external";
   py::object addr = l.type == hdf5::Link::Type::kHard ? py::object(py::int_(l.address)) : py::object(py::none());
-  return py::make_tuple(py::bytes(l.name), type, addr, py::bytes(l.target), py::bytes(l.external_file));
+  return py::make_tuple(decode_name(l.name), type, addr, decode_name(l.target), decode_name(l.external_file));
 }
 
 // Re-throws `e` as the same weightio error type with `prefix` in front of its message.
@@ -80,31 +88,8 @@ py::tuple link_tuple(const hdf5::Link& l) {
   }
 }
 
-// Runs fn(i) for i in [0, n) on up to `threads` threads; rethrows the first failure (by index).
-template <class F>
-void parallel_for(size_t n, unsigned threads, F fn, std::vector<std::exception_ptr>& errors) {
-  errors.assign(n, nullptr);
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < n;) {
-      try {
-        fn(i);
-      } catch (...) {
-        errors[i] = std::current_exception();
-      }
-    }
-  };
-  threads = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(n)));
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-}
-
-unsigned default_threads() {
-  unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : n;
-}
+using io::default_threads;
+using io::parallel_for;
 
 class H5File {
  public:
@@ -147,10 +132,33 @@ class H5File {
     std::vector<hdf5::WalkEntry> entries;
     {
       py::gil_scoped_release release;
-      entries = file_->walk(start);
+      entries = file_->walk(start, default_threads());
     }
     py::list out;
-    for (const auto& e : entries) out.append(py::make_tuple(py::bytes(e.path), kind_name(e.kind), e.address));
+    for (const auto& e : entries) out.append(py::make_tuple(decode_name(e.path), kind_name(e.kind), e.address));
+    return out;
+  }
+
+  // Every dataset below `start`, read in one parallel pass: {"/path": array}.
+  py::dict load_all(uint64_t start, py::object threads) const {
+    std::vector<hdf5::WalkEntry> entries;
+    unsigned nthreads = threads.is_none() ? default_threads() : threads.cast<unsigned>();
+    {
+      py::gil_scoped_release release;
+      entries = file_->walk(start, nthreads);
+    }
+    std::vector<uint64_t> addresses;
+    std::vector<std::string> names;
+    for (const auto& e : entries) {
+      if (e.kind != hdf5::ObjectKind::kDataset) continue;
+      addresses.push_back(e.address);
+      names.push_back("/" + e.path);
+    }
+    std::vector<py::object> dtypes(addresses.size(), py::none());
+    std::vector<std::string> sources(addresses.size());
+    py::list arrays = read_many(addresses, names, dtypes, sources, threads);
+    py::dict out;
+    for (size_t i = 0; i < names.size(); ++i) out[decode_name(names[i])] = arrays[i];
     return out;
   }
 
@@ -244,16 +252,27 @@ class H5File {
     struct Job {
       std::shared_ptr<const hdf5::Dataset> ds;
       convert::ElementType from, to;
-      uint8_t* out;
-      bool reinterpret;
+      py::dtype dtype;
+      size_t nbytes = 0;
+      uint8_t* out = nullptr;
+      bool reinterpret = false;
     };
     std::vector<Job> jobs(n);
     std::map<std::string, py::dtype> dtype_cache;
-    py::list results;
+    unsigned nthreads = threads.is_none() ? default_threads() : threads.cast<unsigned>();
+    std::vector<std::exception_ptr> errors;
+    // Pass 0: parse the dataset headers in parallel (failures are reported in pass 1).
+    {
+      py::gil_scoped_release release;
+      parallel_for(n, nthreads, [&](size_t i) { jobs[i].ds = file_->dataset(addresses[i]); }, errors);
+    }
+    // Pass 1: describe every output. Small outputs share slabs (one allocation instead of
+    // thousands); large ones get arrays of their own so memory is freed per tensor.
+    size_t slab_bytes = 0;
     for (size_t i = 0; i < n; ++i) {
       try {
         Job& j = jobs[i];
-        j.ds = file_->dataset(addresses[i]);
+        if (!j.ds) j.ds = file_->dataset(addresses[i]);
         j.ds->check_readable();
         j.reinterpret = !sources[i].empty();
         j.from = j.reinterpret ? convert::ElementType::from_typestr(sources[i]) : j.ds->stored_type();
@@ -262,21 +281,37 @@ class H5File {
           j.reinterpret = true;
           j.from = convert::ElementType{convert::Kind::kBFloat16, 2, false};
         }
-        py::dtype dt = !dtypes[i].is_none() ? py::dtype::from_args(dtypes[i])
-                       : j.reinterpret      ? bindings::dtype_of(j.from)
-                                            : cached_dtype(j.ds->type().numpy_typestr(), dtype_cache);
-        j.to = bindings::element_type_of(dt);
+        j.dtype = !dtypes[i].is_none() ? py::dtype::from_args(dtypes[i])
+                  : j.reinterpret      ? bindings::dtype_of(j.from)
+                                       : cached_dtype(j.ds->type().numpy_typestr(), dtype_cache);
+        j.to = bindings::element_type_of(j.dtype);
         if (!convert::can_convert(j.from, j.to))
           throw Error("cannot convert " + j.from.typestr() + " to " + j.to.typestr());
-        py::array arr(dt, j.ds->space().dims);
-        j.out = static_cast<uint8_t*>(arr.mutable_data());
-        results.append(arr);
+        j.nbytes = static_cast<size_t>(j.ds->num_elements()) * static_cast<size_t>(j.dtype.itemsize());
+        if (j.nbytes < kSlabItemLimit) slab_bytes += align_up(j.nbytes);
       } catch (const Error&) {
         rethrow_with_context(std::current_exception(), "'" + names[i] + "': ");
       }
     }
-    unsigned nthreads = threads.is_none() ? default_threads() : threads.cast<unsigned>();
-    std::vector<std::exception_ptr> errors;
+    // Pass 2: create the arrays (views into the slab, or arrays of their own).
+    std::vector<py::ssize_t> slab_shape{static_cast<py::ssize_t>(std::max<size_t>(slab_bytes, 1))};
+    py::array slab(py::dtype("uint8"), slab_shape);
+    uint8_t* slab_at = static_cast<uint8_t*>(slab.mutable_data());
+    py::list results;
+    for (size_t i = 0; i < n; ++i) {
+      Job& j = jobs[i];
+      std::vector<py::ssize_t> shape(j.ds->space().dims.begin(), j.ds->space().dims.end());
+      if (j.nbytes < kSlabItemLimit) {
+        py::array arr(j.dtype, shape, std::vector<py::ssize_t>{}, slab_at, slab);
+        j.out = slab_at;
+        slab_at += align_up(j.nbytes);
+        results.append(arr);
+      } else {
+        py::array arr(j.dtype, shape);
+        j.out = static_cast<uint8_t*>(arr.mutable_data());
+        results.append(arr);
+      }
+    }
     {
       py::gil_scoped_release release;
       parallel_for(n, nthreads, [&](size_t i) {
@@ -300,6 +335,10 @@ class H5File {
     py::gil_scoped_release release;
     file_ = std::make_unique<hdf5::File>(map_);
   }
+
+  // Outputs smaller than this share slab allocations in read_many.
+  static constexpr size_t kSlabItemLimit = 1u << 16;
+  static size_t align_up(size_t n) { return (n + 63) & ~size_t{63}; }
 
   static py::dtype cached_dtype(const std::string& typestr, std::map<std::string, py::dtype>& cache) {
     auto it = cache.find(typestr);
@@ -378,6 +417,7 @@ void register_hdf5(py::module_& m) {
       })
       .def("is_tagged_bfloat16", [](const H5File& f, uint64_t a) { return f.file().is_tagged_bfloat16(a); })
       .def("walk", &H5File::walk)
+      .def("load_all", &H5File::load_all, py::arg("start"), py::arg("threads") = py::none())
       .def("attributes", &H5File::attributes)
       .def("dataset_info", &H5File::dataset_info)
       .def("read", &H5File::read, py::arg("address"), py::arg("out"), py::arg("start"), py::arg("count"),

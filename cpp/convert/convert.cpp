@@ -9,13 +9,13 @@ namespace weightio::convert {
 
 namespace {
 
-bool host_is_big_endian() {
+bool probe_big_endian() {
   const uint16_t probe = 1;
   uint8_t first;
   std::memcpy(&first, &probe, 1);
   return first == 0;
 }
-const bool kHostBigEndian = host_is_big_endian();
+const bool kHostBigEndian = probe_big_endian();
 
 // An IEEE-like binary float with `E` exponent bits and `M` mantissa bits, from double,
 // rounding to nearest even; NaN stays NaN (quiet), overflow becomes infinity.
@@ -191,6 +191,8 @@ double half_to_double(uint16_t h) { return small_to_double(h, 5, 10); }
 uint16_t double_to_half(double d) { return double_to_small(d, 5, 10); }
 double bfloat16_to_double(uint16_t b) { return small_to_double(b, 8, 7); }
 uint16_t double_to_bfloat16(double d) { return double_to_small(d, 8, 7); }
+
+bool host_is_big_endian() { return kHostBigEndian; }
 
 bool ElementType::is_native_order() const { return size == 1 || big_endian == kHostBigEndian; }
 

@@ -25,6 +25,9 @@ struct ElementType {
   static ElementType from_typestr(const std::string& s);
 };
 
+// The byte order of this machine.
+bool host_is_big_endian();
+
 // True when `from` can be converted to `to` element by element.
 bool can_convert(const ElementType& from, const ElementType& to);
 

@@ -1,10 +1,13 @@
 #include "hdf5/file.h"
 
+#include <algorithm>
 #include <functional>
 #include <set>
+#include <unordered_set>
 
 #include "hdf5/attributes.h"
 #include "hdf5/group.h"
+#include "io/parallel.h"
 
 namespace weightio::hdf5 {
 
@@ -49,6 +52,16 @@ ObjectKind File::kind(uint64_t address) const {
   return ObjectKind::kGroup;  // an empty new-style group may carry nothing we recognise
 }
 
+const Link* GroupLinks::find(const std::string& name) const {
+  if (by_name.empty()) {
+    auto it = std::lower_bound(links.begin(), links.end(), name, [](const Link& l, const std::string& n) { return l.name < n; });
+    return it != links.end() && it->name == name ? &*it : nullptr;
+  }
+  auto it = std::lower_bound(by_name.begin(), by_name.end(), name,
+                             [&](uint32_t i, const std::string& n) { return links[i].name < n; });
+  return it != by_name.end() && links[*it].name == name ? &links[*it] : nullptr;
+}
+
 std::shared_ptr<const GroupLinks> File::links(uint64_t group) const {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -58,16 +71,22 @@ std::shared_ptr<const GroupLinks> File::links(uint64_t group) const {
   auto h = header(group);
   auto found = std::make_shared<GroupLinks>();
   found->links = read_links(ctx_, *h);
-  for (size_t i = 0; i < found->links.size(); ++i) found->by_name.emplace(found->links[i].name, i);
+  const auto& ls = found->links;
+  bool sorted = std::is_sorted(ls.begin(), ls.end(), [](const Link& a, const Link& b) { return a.name < b.name; });
+  if (!sorted) {
+    found->by_name.resize(ls.size());
+    for (uint32_t i = 0; i < ls.size(); ++i) found->by_name[i] = i;
+    std::sort(found->by_name.begin(), found->by_name.end(), [&](uint32_t a, uint32_t b) { return ls[a].name < ls[b].name; });
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   return links_.emplace(group, std::move(found)).first->second;
 }
 
 Link File::link(uint64_t group, const std::string& name) const {
   auto ls = links(group);
-  auto it = ls->by_name.find(name);
-  if (it == ls->by_name.end()) throw NotFoundError("no object named '" + name + "'");
-  return ls->links[it->second];
+  const Link* l = ls->find(name);
+  if (!l) throw NotFoundError("no object named '" + name + "'");
+  return *l;
 }
 
 uint64_t File::resolve(uint64_t start, const std::string& path) const {
@@ -104,9 +123,34 @@ uint64_t File::resolve_from(uint64_t start, const std::string& path, int& hops) 
   return at;
 }
 
-std::vector<WalkEntry> File::walk(uint64_t start) const {
+void File::prefetch_tree(uint64_t start, unsigned threads) const {
+  // Breadth first: the links of a level's groups, then their children's headers, each in
+  // parallel. Errors are left for the sequential walk to raise in its own order.
+  std::vector<uint64_t> groups{start};
+  std::unordered_set<uint64_t> seen{start};
+  std::vector<std::exception_ptr> errors;
+  for (int depth = 0; !groups.empty() && depth < limits::kMaxGroupDepth; ++depth) {
+    std::vector<std::shared_ptr<const GroupLinks>> found(groups.size());
+    io::parallel_for(groups.size(), threads, [&](size_t i) { found[i] = links(groups[i]); }, errors);
+    std::vector<uint64_t> children;
+    for (const auto& ls : found) {
+      if (!ls) continue;
+      for (const Link& l : ls->links)
+        if (l.type == Link::Type::kHard && seen.insert(l.address).second) children.push_back(l.address);
+    }
+    std::vector<char> is_group(children.size(), 0);
+    io::parallel_for(children.size(), threads, [&](size_t i) { is_group[i] = kind(children[i]) == ObjectKind::kGroup; },
+                     errors);
+    groups.clear();
+    for (size_t i = 0; i < children.size(); ++i)
+      if (is_group[i]) groups.push_back(children[i]);
+  }
+}
+
+std::vector<WalkEntry> File::walk(uint64_t start, unsigned threads) const {
+  if (threads > 1) prefetch_tree(start, threads);
   std::vector<WalkEntry> out;
-  std::set<uint64_t> seen{start};
+  std::unordered_set<uint64_t> seen{start};
   std::function<void(uint64_t, const std::string&, int)> visit = [&](uint64_t group, const std::string& prefix, int depth) {
     if (depth > limits::kMaxGroupDepth) throw FormatError("groups nest too deep");
     auto ls = links(group);

@@ -32,10 +32,11 @@ struct Attribute {
   std::vector<std::string> strings;
 };
 
-// The links of one group in iteration order, with an index by name.
+// The links of one group in iteration order, with positions sorted by name for lookup.
 struct GroupLinks {
   std::vector<Link> links;
-  std::unordered_map<std::string, size_t> by_name;
+  std::vector<uint32_t> by_name;  // empty when `links` itself is in name order
+  const Link* find(const std::string& name) const;
 };
 
 struct WalkEntry {
@@ -68,9 +69,11 @@ class File {
   // following hard and soft links; external links raise UnsupportedFeatureError.
   uint64_t resolve(uint64_t start, const std::string& path) const;
   // Every object below `start` once (first path in iteration order), soft links not followed.
-  std::vector<WalkEntry> walk(uint64_t start) const;
+  // With threads > 1, object headers are parsed in parallel first, level by level.
+  std::vector<WalkEntry> walk(uint64_t start, unsigned threads = 1) const;
 
  private:
+  void prefetch_tree(uint64_t start, unsigned threads) const;
   uint64_t resolve_from(uint64_t start, const std::string& path, int& hops) const;
   Attribute decode_attribute(const AttributeMessage& m) const;
 

@@ -125,6 +125,7 @@ void read_v2(const Context& ctx, uint64_t address, ObjectHeader& out) {
 ObjectHeader read_object_header(const Context& ctx, uint64_t address) {
   ObjectHeader out;
   out.address = address;
+  out.messages.reserve(12);  // typical headers hold fewer: one allocation
   io::Cursor c = ctx.at(address, "object header");
   c.need(4);
   if (c.span()[c.pos()] == 1) {

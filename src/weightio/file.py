@@ -10,6 +10,8 @@ instead, unless the file was opened with ``fallback=False``.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import posixpath
@@ -209,11 +211,11 @@ class Group(_Object):
 
     __slots__ = ()
 
-    def _links(self) -> list[tuple[bytes, str, int | None, bytes, bytes]]:
+    def _links(self) -> list[tuple[str, str, int | None, str, str]]:
         return self.file._call(self.name, self.file._core.links, self._addr)
 
     def keys(self) -> list[str]:
-        return [_decode(link[0]) for link in self._links()]
+        return [link[0] for link in self._links()]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
@@ -258,9 +260,9 @@ class Group(_Object):
             except KeyError:
                 return default
             if kind == "soft":
-                return SoftLink(_decode(target))
+                return SoftLink(target)
             if kind == "external":
-                return ExternalLink(_decode(ext_file), _decode(target))
+                return ExternalLink(ext_file, target)
             return HardLink()
         try:
             return self[name]
@@ -282,8 +284,7 @@ class Group(_Object):
         return None
 
     def _walk(self) -> list[tuple[str, str, int]]:
-        entries = self.file._call(self.name, self.file._core.walk, self._addr)
-        return [(_decode(p), kind, addr) for p, kind, addr in entries]
+        return self.file._call(self.name, self.file._core.walk, self._addr)
 
     def __repr__(self) -> str:
         return f'<weightio group "{self.name}" ({len(self)} members)>'
@@ -576,7 +577,8 @@ class File(Group):
         addrs = self._call("/", self._core.resolve_many, self._addr, paths)
         targets = _normalize_dtypes(dtypes, len(paths))
         try:
-            arrays = self._core.read_many(addrs, names, targets, [""] * len(paths), threads)
+            with _gc_paused():
+                arrays = self._core.read_many(addrs, names, targets, [""] * len(paths), threads)
         except UnsupportedFeatureError as exc:
             if not self._fallback_enabled:
                 raise with_context(exc, self.filename) from None
@@ -635,16 +637,29 @@ def _dtype(d: Any) -> np.dtype:
 
 def load_file(path: str | os.PathLike[str], threads: int | None = None, fallback: bool = True) -> dict[str, np.ndarray]:
     """Every dataset of an HDF5 file, by absolute path, read in one parallel pass."""
-    with File(path, fallback=fallback) as f:
-        entries = [(p, addr) for p, kind, addr in f._walk() if kind == "dataset"]
-        names = ["/" + p for p, _ in entries]
-        addrs = [addr for _, addr in entries]
+    with File(path, fallback=fallback) as f, _gc_paused():
         try:
-            arrays = f._core.read_many(addrs, names, [None] * len(addrs), [""] * len(addrs), threads)
+            return f._core.load_all(f._addr, threads)
         except UnsupportedFeatureError as exc:
             if not fallback:
                 raise with_context(exc, f.filename) from None
-            arrays = f._read_each(addrs, names, [None] * len(addrs))
         except Error as exc:
             raise with_context(exc, f.filename) from None
+        # Some dataset needs the h5py fallback: read one by one.
+        entries = [(p, addr) for p, kind, addr in f._walk() if kind == "dataset"]
+        names = ["/" + p for p, _ in entries]
+        arrays = f._read_each([addr for _, addr in entries], names, [None] * len(entries))
         return dict(zip(names, arrays))
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pauses the cyclic garbage collector while thousands of arrays and tuples are made
+    (they hold no cycles; collections triggered by their count would only cost time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
