@@ -39,10 +39,11 @@ BYTE_ORDERS = {"le": "<", "be": ">"}
 # (compact up to 8 links by default, dense from 9 on).
 LINK_COUNTS = (3, 8, 9, 50, 200)
 
+# (low, high) bounds, as h5py.File(libver=...) maps its names.
 _LIBVER_BOUNDS = {
-    "earliest": "earliest",
-    "latest": "latest",
-    "v108": ("v108", "v108"),
+    "earliest": (h5py.h5f.LIBVER_EARLIEST, h5py.h5f.LIBVER_LATEST),
+    "latest": (h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST),
+    "v108": (h5py.h5f.LIBVER_V18, h5py.h5f.LIBVER_V18),
 }
 
 
@@ -55,12 +56,60 @@ def _rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def _new_file(path: Path, libver: str, **kwargs) -> h5py.File:
-    return h5py.File(path, "w", libver=_LIBVER_BOUNDS[libver], **kwargs)
+def _new_file(
+    path: Path, libver: str, *, track_order: bool = False, userblock_size: int = 0, sizes: tuple[int, int] | None = None
+) -> h5py.File:
+    """Create a file whose root group stores no timestamps.
+
+    Built from low-level property lists because not every h5py version lets
+    ``h5py.File`` switch off timestamps (h5py < 3.15 stores them for the root
+    group, which makes files differ from run to run).  ``sizes`` sets the
+    width of file addresses and lengths in bytes (default 8, 8).
+    """
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(*_LIBVER_BOUNDS[libver])
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_obj_track_times(False)
+    if track_order:
+        fcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+        fcpl.set_attr_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+    if userblock_size:
+        fcpl.set_userblock(userblock_size)
+    if sizes:
+        fcpl.set_sizes(*sizes)
+    fid = h5py.h5f.create(str(path).encode(), h5py.h5f.ACC_TRUNC, fcpl=fcpl, fapl=fapl)
+    return h5py.File(fid)
+
+
+def _group(parent: h5py.Group, path: str, track_order: bool = False) -> h5py.Group:
+    """Create group ``path`` (and missing intermediate groups) without timestamps.
+
+    ``track_order`` applies to the last component only.
+    """
+    *intermediate, last = path.split("/")
+    for name in intermediate:
+        parent = parent[name] if name in parent else _group(parent, name)
+    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    gcpl.set_obj_track_times(False)
+    if track_order:
+        gcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+        gcpl.set_attr_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+    # Like h5py: names are flagged ASCII when they are, UTF-8 otherwise (the
+    # flag matters: libhdf5 cannot keep UTF-8 names in a symbol table).
+    lcpl = h5py.h5p.create(h5py.h5p.LINK_CREATE)
+    lcpl.set_char_encoding(h5py.h5t.CSET_ASCII if last.isascii() else h5py.h5t.CSET_UTF8)
+    return h5py.Group(h5py.h5g.create(parent.id, last.encode(), lcpl=lcpl, gcpl=gcpl))
 
 
 def _dataset(parent: h5py.Group, name: str, data=None, **kwargs) -> h5py.Dataset:
-    """create_dataset without timestamps, so files are byte-for-byte reproducible."""
+    """create_dataset without timestamps, so files are byte-for-byte reproducible.
+
+    Missing intermediate groups ("dense/kernel:0") are created without
+    timestamps too (h5py would create them with).
+    """
+    head, _, _ = name.rpartition("/")
+    if head and head not in parent:
+        _group(parent, head)
     kwargs.setdefault("track_times", False)
     return parent.create_dataset(name, data=data, **kwargs)
 
@@ -174,18 +223,18 @@ def make_groups_link_counts(path: Path, libver: str) -> None:
         for n in LINK_COUNTS:
             names = [f"item{i}" for i in range(n)]
             for prefix, track_order in (("by_name", False), ("by_creation", True)):
-                g = f.create_group(f"{prefix}_{n}", track_order=track_order)
+                g = _group(f, f"{prefix}_{n}", track_order=track_order)
                 for i, name in enumerate(_scrambled(names, seed=n)):
                     # A few datasets among the groups, so kinds vary too.
                     if i % 5 == 0:
                         _dataset(g, name, data=np.int32(i))
                     else:
-                        g.create_group(name)
+                        _group(g, name)
         utf8 = ["Zeta", "alpha", "ünïcode", "日本語", "naïve", "e\u0301", "ß", "A", "a b", "x.y", "UPPER", "émoji 🙂"]
         for n in (4, 12):
-            g = f.create_group(f"utf8_names_{n}")
+            g = _group(f, f"utf8_names_{n}")
             for name in utf8[:n]:
-                g.create_group(name)
+                _group(g, name)
 
 
 def make_groups_deep(path: Path, libver: str) -> None:
@@ -193,16 +242,16 @@ def make_groups_deep(path: Path, libver: str) -> None:
     with _new_file(path, libver) as f:
         g = f
         for level in range(10):
-            g = g.create_group(f"level{level}")
+            g = _group(g, f"level{level}")
             g.attrs["depth"] = np.int64(level)
             _dataset(g, f"data{level}", data=np.arange(level + 1, dtype="<i2"))
         _dataset(g, "leaf", data=np.linspace(0, 1, 7, dtype="<f8"))
         # A second, track-ordered chain next to the first one.
-        g = f.create_group("ordered", track_order=True)
+        g = _group(f, "ordered", track_order=True)
         for level in range(10):
-            g = g.create_group(f"z{level}", track_order=True)
-            g.create_group("b")
-            g.create_group("a")
+            g = _group(g, f"z{level}", track_order=True)
+            _group(g, "b")
+            _group(g, "a")
 
 
 def make_links(path: Path, libver: str) -> None:
@@ -216,10 +265,10 @@ def make_links(path: Path, libver: str) -> None:
     with _new_file(target, libver) as t:
         _dataset(t, "target_ds", data=np.arange(4, dtype="<f4"))
     with _new_file(path, libver) as f:
-        data = f.create_group("data")
+        data = _group(f, "data")
         x = _dataset(data, "x", data=np.arange(6, dtype="<i4").reshape(2, 3))
         x.attrs["role"] = "the original"
-        g = data.create_group("g")
+        g = _group(data, "g")
         _dataset(g, "y", data=np.float64(2.5))
         f["soft_abs"] = h5py.SoftLink("/data/x")
         data["soft_rel"] = h5py.SoftLink("x")  # relative to /data
@@ -260,7 +309,7 @@ def make_attrs_numeric(path: Path, libver: str) -> None:
     length-1 attributes, on the root group, a group and a dataset."""
     with _new_file(path, libver) as f:
         _numeric_attrs(f, seed=1)
-        _numeric_attrs(f.create_group("grp"), seed=2)
+        _numeric_attrs(_group(f, "grp"), seed=2)
         _numeric_attrs(_dataset(f, "ds", data=np.zeros(3, "<f4")), seed=3)
 
 
@@ -270,7 +319,7 @@ def make_attrs_strings(path: Path, libver: str) -> None:
     and Keras-style ``layer_names`` / ``weight_names`` byte arrays."""
     nullterm, nullpad, spacepad = h5py.h5t.STR_NULLTERM, h5py.h5t.STR_NULLPAD, h5py.h5t.STR_SPACEPAD
     with _new_file(path, libver) as f:
-        for obj in (f, f.create_group("grp"), _dataset(f, "ds", data=np.arange(2))):
+        for obj in (f, _group(f, "grp"), _dataset(f, "ds", data=np.arange(2))):
             _raw_fixed_string_attr(obj, "nullterm_scalar", b"abc\0\0\0", 6, nullterm)
             _raw_fixed_string_attr(obj, "nullterm_array", [b"dense\0", b"a\0\0\0\0\0", b"\0" * 6], 6, nullterm)
             _raw_fixed_string_attr(obj, "nullpad_scalar", b"abc\0\0\0", 6, nullpad)
@@ -296,7 +345,7 @@ def make_attrs_special(path: Path, libver: str) -> None:
     null-dataspace attributes (h5py.Empty) of several dtypes, and names with
     spaces, punctuation and non-ASCII characters."""
     with _new_file(path, libver) as f:
-        for obj in (f, f.create_group("grp"), _dataset(f, "ds", data=np.float32(1))):
+        for obj in (f, _group(f, "grp"), _dataset(f, "ds", data=np.float32(1))):
             obj.attrs["weight_names"] = np.array([])  # float64, shape (0,): Keras' empty list
             obj.attrs["empty_i4"] = np.zeros((0,), "<i4")
             obj.attrs["empty_2d"] = np.zeros((0, 3), ">f4")
@@ -323,7 +372,7 @@ def make_attrs_many(path: Path, libver: str) -> None:
     blocks with "earliest"."""
     with _new_file(path, libver) as f:
         _many_attrs(f, 20, seed=1)
-        _many_attrs(f.create_group("grp"), 100, seed=2)
+        _many_attrs(_group(f, "grp"), 100, seed=2)
         _many_attrs(_dataset(f, "ds", data=np.arange(3)), 20, seed=3)
         _many_attrs(_dataset(f, "chunked", data=np.arange(30), chunks=(7,)), 20, seed=4)
 
@@ -351,11 +400,11 @@ def make_attrs_track_order(path: Path, libver: str) -> None:
     (compact) and 20 (dense under "latest", creation-order index) per object."""
     with _new_file(path, libver, track_order=True) as f:
         _many_attrs(f, 4, seed=11)
-        _many_attrs(f.create_group("few", track_order=True), 4, seed=12)
-        _many_attrs(f.create_group("many", track_order=True), 20, seed=13)
+        _many_attrs(_group(f, "few", track_order=True), 4, seed=12)
+        _many_attrs(_group(f, "many", track_order=True), 20, seed=13)
         _many_attrs(_dataset(f, "ds", data=np.arange(3), track_order=True), 20, seed=14)
         # A default (name-ordered) group inside a track-ordered file.
-        _many_attrs(f.create_group("by_name", track_order=False), 20, seed=15)
+        _many_attrs(_group(f, "by_name", track_order=False), 20, seed=15)
 
 
 # --------------------------------------------------------------------------
@@ -557,16 +606,18 @@ _KERAS2_LAYERS = [
 def _write_keras2_weights(group: h5py.Group, seed: int) -> None:
     """Mirror of keras.saving.legacy.hdf5_format.save_weights_to_hdf5_group."""
     rng = _rng(seed)
-    group.attrs["layer_names"] = [name.encode("utf8") for name, _ in _KERAS2_LAYERS]
+    # Keras passes Python lists of bytes; depending on the h5py version they
+    # become fixed-length (S) or vlen strings.  Pin the fixed-length form.
+    group.attrs["layer_names"] = np.array([name.encode("utf8") for name, _ in _KERAS2_LAYERS])
     group.attrs["backend"] = "tensorflow".encode("utf8")
     group.attrs["keras_version"] = "2.15.0".encode("utf8")
     for layer_name, weights in _KERAS2_LAYERS:
-        g = group.create_group(layer_name)
-        # An empty list becomes np.array([]) -> float64, shape (0,).
-        g.attrs["weight_names"] = [w.encode("utf8") for w, _ in weights] if weights else np.array([])
+        g = _group(group, layer_name)
+        # An empty list becomes float64 with shape (0,).
+        g.attrs["weight_names"] = np.array([w.encode("utf8") for w, _ in weights]) if weights else []
         for weight_name, shape in weights:
             value = rng.standard_normal(shape).astype("<f4")
-            ds = g.create_dataset(weight_name, value.shape, dtype=value.dtype, track_times=False)
+            ds = _dataset(g, weight_name, shape=value.shape, dtype=value.dtype)
             ds[()] = value
 
 
@@ -588,10 +639,10 @@ def make_keras2_model(path: Path, libver: str) -> None:
         f.attrs["keras_version"] = "2.15.0"
         f.attrs["model_config"] = json.dumps(config)
         f.attrs["training_config"] = json.dumps({"loss": "mse", "optimizer_config": {"class_name": "Adam"}})
-        _write_keras2_weights(f.create_group("model_weights"), seed=21)
-        opt = f.create_group("optimizer_weights")
-        names = [b"Adam/iter:0", b"Adam/dense/kernel/m:0", b"Adam/dense/kernel/v:0"]
-        opt.attrs["weight_names"] = names
+        _write_keras2_weights(_group(f, "model_weights"), seed=21)
+        opt = _group(f, "optimizer_weights")
+        # As Keras writes it: a plain list (fixed-length or vlen, per h5py version).
+        opt.attrs["weight_names"] = [b"Adam/iter:0", b"Adam/dense/kernel/m:0", b"Adam/dense/kernel/v:0"]
         _dataset(opt, "Adam/iter:0", data=np.int64(10))
         _dataset(opt, "Adam/dense/kernel/m:0", data=np.zeros((8, 5), "<f4"))
         _dataset(opt, "Adam/dense/kernel/v:0", data=np.full((8, 5), 1e-3, "<f4"))
@@ -607,18 +658,17 @@ def make_keras3_weights(path: Path, libver: str) -> None:
     stored as 2-byte opaque data plus attr ``dtype="bfloat16"``."""
     rng = _rng(22)
     with _new_file(path, libver) as f:
-        layers = f.create_group("layers")
-        dense = layers.create_group("dense").create_group("vars")
+        layers = _group(f, "layers")
+        dense = _group(layers, "dense/vars")
         _dataset(dense, "0", data=rng.standard_normal((8, 5)).astype("<f4"))
         _dataset(dense, "1", data=np.zeros(5, "<f4"))
-        emb = layers.create_group("embedding").create_group("vars")
+        emb = _group(layers, "embedding/vars")
         bf = _dataset(emb, "0", data=_bfloat16_as_opaque(rng.standard_normal((16, 4))))
         bf.attrs["dtype"] = "bfloat16"
-        layers.create_group("dropout").create_group("vars")  # a layer without weights
-        inner = layers.create_group("functional").create_group("layers").create_group("dense_1").create_group("vars")
+        _group(layers, "dropout/vars")  # a layer without weights
+        inner = _group(layers, "functional/layers/dense_1/vars")
         _dataset(inner, "0", data=rng.standard_normal((5, 2)).astype("<f2"))
-        f.create_group("optimizer").create_group("vars")
-        opt_vars = f["optimizer/vars"]
+        opt_vars = _group(f, "optimizer/vars")
         _dataset(opt_vars, "0", data=np.int64(3))
         _dataset(opt_vars, "1", data=np.float32(1e-3))
         for i in range(2, 12):  # >8 links: dense link storage under "latest"
@@ -632,7 +682,7 @@ def make_keras3_weights(path: Path, libver: str) -> None:
 
 def _small_content(f: h5py.File) -> None:
     f.attrs["title"] = "small"
-    g = f.create_group("grp")
+    g = _group(f, "grp")
     _dataset(g, "contiguous", data=np.arange(12, dtype="<f4").reshape(3, 4))
     _dataset(g, "chunked_gzip", data=np.arange(50, dtype=">i4"), chunks=(8,), compression="gzip")
     g.attrs["names"] = [b"a", b"bc"]
@@ -655,19 +705,15 @@ def make_superblock(path: Path, libver: str) -> None:
 
 def make_small_offsets(path: Path, libver: str) -> None:
     """4-byte file addresses and lengths (fcpl set_sizes(4, 4)) instead of 8."""
-    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-    low = h5py.h5f.LIBVER_EARLIEST if libver == "earliest" else h5py.h5f.LIBVER_LATEST
-    fapl.set_libver_bounds(low, h5py.h5f.LIBVER_LATEST)
-    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
-    fcpl.set_sizes(4, 4)
-    fcpl.set_obj_track_times(False)  # h5py.File does this for the root group; we bypass it
-    fid = h5py.h5f.create(str(path).encode(), h5py.h5f.ACC_TRUNC, fcpl=fcpl, fapl=fapl)
-    with h5py.File(fid) as f:
+    with _new_file(path, libver, sizes=(4, 4)) as f:
         _small_content(f)
-        many = f.create_group("many")
+        many = _group(f, "many")
         for i in range(12):
             _dataset(many, f"d{i}", data=np.arange(i + 1, dtype="<i2"))
-        _dataset(f, "extensible", data=np.arange(40, dtype="<f8"), chunks=(3,), maxshape=(None,))
+        # No unlimited dimensions: with 4-byte lengths libhdf5 writes
+        # H5S_UNLIMITED truncated to 0xffffffff and then cannot reopen
+        # extensible-array datasets ("didn't find unlimited dimension").
+        _dataset(f, "chunked", data=np.arange(40, dtype="<f8"), chunks=(3,))
         _many_attrs(f, 12, seed=30)
 
 
@@ -677,7 +723,7 @@ def make_committed_datatype(path: Path, libver: str) -> None:
     with _new_file(path, libver) as f:
         f["t_f4"] = np.dtype("<f4")
         f["t_i8_be"] = np.dtype(">i8")
-        g = f.create_group("grp")
+        g = _group(f, "grp")
         g["t_S3"] = np.dtype("S3")
         _dataset(f, "uses_f4", data=np.arange(5), dtype=f["t_f4"])
         _dataset(g, "uses_i8_be", data=np.arange(4), dtype=f["t_i8_be"])

@@ -26,6 +26,8 @@ MSG_LAYOUT = 0x08
 MSG_ATTRIBUTE = 0x0C
 MSG_CONTINUATION = 0x10
 MSG_SYMBOL_TABLE = 0x11
+MSG_MODIFICATION_TIME_OLD = 0x0E
+MSG_MODIFICATION_TIME = 0x12
 MSG_ATTRIBUTE_INFO = 0x15
 
 CHUNK_INDEX_NAMES = {
@@ -54,6 +56,14 @@ class ObjectHeader:
     messages: list[tuple[int, int, int]] = field(default_factory=list)
     # (absolute offset, length) of each checksummed chunk (v2 headers only).
     checksummed_chunks: list[tuple[int, int]] = field(default_factory=list)
+    # v2 headers keep times in their prefix (flag bit 5), v1 headers in a message.
+    has_time_fields: bool = False
+
+    @property
+    def has_timestamps(self) -> bool:
+        return self.has_time_fields or any(
+            t in (MSG_MODIFICATION_TIME, MSG_MODIFICATION_TIME_OLD) for t, _, _ in self.messages
+        )
 
 
 def find_superblock(data: bytes) -> Superblock:
@@ -123,6 +133,7 @@ class _Reader:
         flags = self.data[pos + 5]
         p = pos + 6
         if flags & 0x20:  # access/modification/change/birth times
+            hdr.has_time_fields = True
             p += 16
         if flags & 0x10:  # non-default attribute phase change values
             p += 4
@@ -161,6 +172,7 @@ class ObjectLayout:
     link_storage: str | None = None  # "symbol_table" | "compact" | "dense"
     attr_storage: str = "compact"  # "compact" | "dense"
     num_compact_attrs: int = 0
+    has_timestamps: bool = False
     layout: str | None = None  # "compact" | "contiguous" | "chunked"
     chunk_index: str | None = None  # "btree_v1" or a CHUNK_INDEX_NAMES value
     header_version: int = 0
@@ -174,7 +186,7 @@ def inspect_object(path: str | Path, name: str) -> ObjectLayout:
         kind = "group" if isinstance(obj, h5py.Group) else "dataset" if isinstance(obj, h5py.Dataset) else "datatype"
     r = _Reader(Path(path).read_bytes())
     hdr = r.object_header(rel_addr)
-    out = ObjectLayout(kind=kind, header_version=hdr.version)
+    out = ObjectLayout(kind=kind, header_version=hdr.version, has_timestamps=hdr.has_timestamps)
     out.num_compact_attrs = sum(1 for t, _, _ in hdr.messages if t == MSG_ATTRIBUTE)
 
     ainfo = r.message(hdr, MSG_ATTRIBUTE_INFO)
@@ -230,3 +242,28 @@ def superblock_region(path: str | Path) -> tuple[int, int]:
         raise ValueError("superblock versions 0 and 1 have no checksum")
     return sb.offset, 12 + 4 * sb.sizeof_addr + 4
 
+
+
+def find_signature(data: bytes, signature: bytes) -> list[int]:
+    """Offsets of every occurrence of a 4-byte structure signature (e.g. b"FAHD")."""
+    out, pos = [], data.find(signature)
+    while pos >= 0:
+        out.append(pos)
+        pos = data.find(signature, pos + 1)
+    return out
+
+
+def with_eof_address(data: bytes, eof: int) -> bytes:
+    """Rewrite the end-of-file address of a version 0/1 superblock (which has no checksum).
+
+    Used to make a truncated file self-consistent, so a reader cannot reject
+    it just by comparing the superblock's EOF with the file size and must
+    cope with addresses past the end instead.
+    """
+    sb = find_superblock(data)
+    if sb.version > 1:
+        raise ValueError("only superblock versions 0 and 1 are unchecksummed")
+    # base address, free-space info address, then the end-of-file address
+    pos = sb.offset + 24 + (4 if sb.version == 1 else 0) + 2 * sb.sizeof_addr
+    relative_eof = eof - sb.offset
+    return data[:pos] + relative_eof.to_bytes(sb.sizeof_addr, "little") + data[pos + sb.sizeof_addr :]

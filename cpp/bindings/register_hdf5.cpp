@@ -167,18 +167,17 @@ class H5File {
     py::list out;
     for (const auto& a : attrs) {
       py::tuple shape = py::cast(a.space.dims);
-      int pad = a.type.cls == hdf5::DataType::Class::kString ? static_cast<int>(a.type.string_pad) : -1;
       if (a.space.kind == hdf5::Dataspace::Kind::kNull) {
         out.append(py::make_tuple(py::bytes(a.name), "null", a.vlen_string ? "O" : a.type.numpy_typestr(), shape,
-                                  py::none(), pad));
+                                  py::none()));
       } else if (a.vlen_string) {
         py::list strings;
         for (const auto& s : a.strings) strings.append(py::bytes(s));
         out.append(py::make_tuple(py::bytes(a.name), a.type.charset == 1 ? "vstr-utf8" : "vstr-ascii", "O", shape,
-                                  strings, pad));
+                                  strings));
       } else {
         out.append(py::make_tuple(py::bytes(a.name), "raw", a.type.numpy_typestr(), shape,
-                                  py::bytes(reinterpret_cast<const char*>(a.raw.data()), a.raw.size()), pad));
+                                  py::bytes(reinterpret_cast<const char*>(a.raw.data()), a.raw.size())));
       }
     }
     return out;
@@ -196,6 +195,7 @@ class H5File {
     d["typestr"] = ds->type().numpy_typestr();
     d["type"] = ds->type().describe();
     d["opaque_tag"] = ds->type().tag;
+    d["string_pad"] = ds->type().cls == hdf5::DataType::Class::kString ? static_cast<int>(ds->type().string_pad) : -1;
     d["itemsize"] = ds->type().size;
     d["layout"] = layout_name(ds->layout().cls);
     if (ds->layout().cls == hdf5::Layout::Class::kChunked) {

@@ -9,10 +9,14 @@ namespace weightio::hdf5 {
 
 std::vector<AttributeMessage> read_attributes(const Context& ctx, const ObjectHeader& header) {
   std::vector<std::pair<uint64_t, AttributeMessage>> found;  // (creation order, attribute)
+  // Hardening: many dense-storage records may name one big heap object; see LocalBudget.
+  LocalBudget budget(ctx);
+  auto charge = [&](const AttributeMessage& a) { budget.take(sizeof(AttributeMessage) + a.name.size() + a.data.size(), "attributes"); };
   for (const RawMessage& m : header.messages) {
     if (m.type != kMsgAttribute) continue;
     if (m.flags & kMsgFlagShared) throw UnsupportedFeatureError("shared attribute message");
     found.emplace_back(m.creation_order, parse_attribute(ctx, io::Cursor(m.data, m.offset)));
+    charge(found.back().second);
   }
   if (const RawMessage* ai = header.find(kMsgAttributeInfo)) {
     DenseStorageInfo info = parse_attribute_info(ctx, io::Cursor(ai->data, ai->offset));
@@ -27,6 +31,7 @@ std::vector<AttributeMessage> read_attributes(const Context& ctx, const ObjectHe
         if (flags & kMsgFlagShared) throw UnsupportedFeatureError("shared attribute message in dense storage");
         io::ByteSpan msg = heap.object(id);
         found.emplace_back(order, parse_attribute(ctx, io::Cursor(msg, 0)));
+        charge(found.back().second);
       });
     }
   }

@@ -6,10 +6,13 @@ namespace {
 constexpr unsigned kNodePrefix = 4 + 1 + 1 + 4;  // signature, version, type, checksum
 
 // Bytes needed to store values up to `v` (the format's "limit encoding size").
+// Fix: this is HDF5's H5VM_limit_enc_size, floor(log2(v)) / 8 + 1. The previous
+// bit-length / 8 + 1 was one byte too wide when the bit length is a multiple of 8 (e.g.
+// v = 128..255), misreading internal nodes; and `v >> 64` was undefined for v >= 2^63.
 unsigned encoded_size(uint64_t v) {
-  unsigned bits = 0;
-  while (v >> bits) ++bits;
-  return bits / 8 + 1;
+  unsigned log2 = 0;
+  while (v >>= 1) ++log2;
+  return log2 / 8 + 1;
 }
 }  // namespace
 
@@ -52,13 +55,18 @@ BTreeV2::BTreeV2(const Context& ctx, uint64_t address) : ctx_(ctx) {
 void BTreeV2::for_each(const std::function<void(io::Cursor&)>& visit) const {
   if (root_ == io::kUndefinedAddress || total_records_ == 0) return;
   size_t visited = 0;
-  visit_node(root_, depth_, root_records_, visit, visited);
+  std::set<uint64_t> seen;
+  visit_node(root_, depth_, root_records_, visit, visited, seen);
 }
 
 void BTreeV2::visit_node(uint64_t address, unsigned depth, uint64_t nrec, const std::function<void(io::Cursor&)>& visit,
-                         size_t& visited) const {
+                         size_t& visited, std::set<uint64_t>& seen) const {
   // Every node is visited at most once per record in the tree: this bounds work on cycles.
   if (++visited > 2 * total_records_ + 2) throw FormatError("v2 B-tree has more nodes than its records allow", ctx_.absolute(address, "v2 B-tree node"));
+  // Hardening: the bound above trusts total_records_, which the file sets; an internal node
+  // that lists the same child many times (at every level) made the walk exponential. A
+  // node belongs to exactly one parent, so a second visit is corruption.
+  if (!seen.insert(address).second) throw FormatError("v2 B-tree node referenced twice", ctx_.absolute(address, "v2 B-tree node"));
   if (nrec > max_records_[depth]) throw FormatError("v2 B-tree node holds too many records", ctx_.absolute(address, "v2 B-tree node"));
   io::Cursor c = ctx_.block(address, node_size_, "v2 B-tree node");
   c.expect_signature(depth == 0 ? "BTLF" : "BTIN", "v2 B-tree node");
@@ -89,7 +97,7 @@ void BTreeV2::visit_node(uint64_t address, unsigned depth, uint64_t nrec, const 
   }
   verify_checksum_at(c, 0, "v2 B-tree internal node");
   for (uint64_t i = 0; i <= nrec; ++i) {
-    visit_node(children[i].address, depth - 1, children[i].nrec, visit, visited);
+    visit_node(children[i].address, depth - 1, children[i].nrec, visit, visited, seen);
     if (i < nrec) {
       io::Cursor r(io::ByteSpan(c.span().data() + records_at + i * record_size_, record_size_), 0);
       visit(r);

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <vector>
 
 #include "hdf5/context.h"
@@ -21,7 +22,7 @@ class BTreeV2 {
 
  private:
   void visit_node(uint64_t address, unsigned depth, uint64_t nrec, const std::function<void(io::Cursor&)>& visit,
-                  size_t& visited) const;
+                  size_t& visited, std::set<uint64_t>& seen) const;
 
   const Context& ctx_;
   unsigned type_ = 0;

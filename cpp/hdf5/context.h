@@ -2,7 +2,10 @@
 // superblock declares for offsets and lengths, and the base address. Also the hard caps
 // that make a hostile file fail fast.
 #pragma once
+#include <atomic>
 #include <cstdint>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "io/cursor.h"
@@ -20,6 +23,11 @@ constexpr int kMaxLinkHops = 64;                     // soft links followed in o
 constexpr int kMaxGroupDepth = 512;                  // nesting depth of a tree walk
 constexpr uint64_t kMaxChunkBytes = uint64_t{1} << 32;  // one decoded chunk (HDF5 caps at 4 GiB)
 constexpr uint64_t kMaxHeapBlockRows = 64;           // rows in a fractal heap indirect block
+// Decoded metadata the caches may hold, as a multiple of the file size plus a constant
+// (see Context::charge). Legitimate files stay far below: each decoded structure is stored
+// once in the file.
+constexpr uint64_t kMaxDecodedPerFileByte = 32;
+constexpr uint64_t kMaxDecodedSlack = uint64_t{64} << 20;
 }  // namespace limits
 
 class Context {
@@ -63,12 +71,56 @@ class Context {
   uint64_t read_offset(io::Cursor& c) const { return c.address(sizeof_offsets_); }
   uint64_t read_length(io::Cursor& c) const { return c.uint_le(sizeof_lengths_); }
 
+  // Hardening: accounts `bytes` of decoded metadata that a cache keeps for the life of the
+  // file (object headers, link lists, chunk lists, global heap indexes); throws FormatError
+  // once the total exceeds kMaxDecodedPerFileByte * file size + kMaxDecodedSlack. Structures
+  // that a hostile file makes overlap (many headers sharing one continuation block, many
+  // groups sharing one symbol table, many links naming one heap string) would otherwise
+  // decode the same bytes without bound: memory quadratic in the file size.
+  void charge(uint64_t n, const char* what) const {
+    const uint64_t budget = limits::kMaxDecodedPerFileByte * bytes_.size() + limits::kMaxDecodedSlack;
+    uint64_t total = charged_.fetch_add(n, std::memory_order_relaxed) + n;
+    if (total > budget || total < n)
+      throw FormatError(std::string(what) + " decode to more metadata than a file of " + std::to_string(bytes_.size()) +
+                        " bytes can hold (overlapping structures?)");
+  }
+
+  // Hardening: fractal heap blocks whose checksum was verified, per file rather than per
+  // FractalHeap object. A heap is opened anew for every links()/attributes() call, and a
+  // hostile file can share one heap among many groups: each re-verified (and copied) whole
+  // direct blocks, up to the file size, to read one small object.
+  bool block_verified(uint64_t address) const {
+    std::lock_guard<std::mutex> lock(verified_mutex_);
+    return verified_blocks_.count(address) != 0;
+  }
+  void mark_block_verified(uint64_t address) const {
+    std::lock_guard<std::mutex> lock(verified_mutex_);
+    verified_blocks_.insert(address);
+  }
+
  private:
+  mutable std::atomic<uint64_t> charged_{0};
+  mutable std::mutex verified_mutex_;
+  mutable std::set<uint64_t> verified_blocks_;
   io::ByteSpan bytes_;
   std::string path_;
   unsigned sizeof_offsets_ = 8;
   unsigned sizeof_lengths_ = 8;
   uint64_t base_ = 0;
+};
+
+// Hardening: the same bound for what one call decodes and returns without caching (e.g.
+// all attributes of one object): at most twice the file size plus kMaxDecodedSlack.
+class LocalBudget {
+ public:
+  explicit LocalBudget(const Context& ctx) : left_(2 * ctx.bytes().size() + limits::kMaxDecodedSlack) {}
+  void take(uint64_t n, const char* what) {
+    if (n > left_) throw FormatError(std::string(what) + " decode to more bytes than the file holds (overlapping structures?)");
+    left_ -= n;
+  }
+
+ private:
+  uint64_t left_;
 };
 
 // Verifies a lookup3 checksum stored right after `covered`; throws ChecksumError.

@@ -28,6 +28,12 @@ Dataset::Dataset(const Context& ctx, const ObjectHeader& header) : ctx_(ctx), ad
   external_ = header.find(kMsgExternalFiles) != nullptr;
   if (layout_.cls == Layout::Class::kChunked && layout_.chunk_dims.size() != space_.dims.size())
     throw FormatError("chunk rank differs from dataset rank", ctx.absolute(address_, "dataset"));
+  // Hardening: elements * element size must not wrap. It did for hostile extents, and
+  // stored_span() then bounds-checked a wrapped (small) size and the copy read past the
+  // file; the bindings size output buffers with the same product. numpy cannot hold more
+  // than 2^63 - 1 bytes either.
+  if (type_.size != 0 && space_.num_elements() > uint64_t{INT64_MAX} / type_.size)
+    throw FormatError("dataset is larger than 2^63 bytes", ctx.absolute(address_, "dataset"));
 }
 
 convert::ElementType Dataset::stored_type() const {
@@ -108,6 +114,17 @@ void Dataset::read(const std::vector<uint64_t>& start, const std::vector<uint64_
     n *= count[d];
   }
   if (space_.kind == Dataspace::Kind::kNull || n == 0) return;
+  read_stored(start, count, out, to);
+  if (type_.cls == DataType::Class::kString && to.kind == convert::Kind::kRaw)
+    normalize_fixed_strings(out, n, type_.size, type_.string_pad);
+}
+
+void Dataset::read_stored(const std::vector<uint64_t>& start, const std::vector<uint64_t>& count, uint8_t* out,
+                          const convert::ElementType& to) const {
+  const convert::ElementType from = stored_type();
+  const size_t rank = space_.dims.size();
+  uint64_t n = 1;
+  for (uint64_t c : count) n *= c;
   if (layout_.cls == Layout::Class::kChunked) return read_chunked(start, count, out, to);
   io::ByteSpan stored;
   if (!stored_span(&stored)) return fill_output(out, n, to);  // never written
@@ -127,15 +144,24 @@ const std::vector<ChunkRecord>& Dataset::chunks() const {
     for (uint64_t c : grid.chunk) grid.chunk_bytes *= c;
     grid.filtered = !pipeline_.filters.empty();
     std::vector<ChunkRecord> found = collect_chunks(ctx_, layout_, grid);
+    // Hardening: cached for the life of the dataset; see Context::charge.
+    ctx_.charge(found.size() * (sizeof(ChunkRecord) + 8 * grid.chunk.size() + 64), "chunk indexes");
     // Keep only chunks aligned to the grid and inside the dataset, each offset once:
     // the fill logic counts chunks, so a hostile duplicate must not hide a missing one.
     std::set<std::vector<uint64_t>> seen;
+    std::set<uint64_t> addresses;
     for (ChunkRecord& r : found) {
       if (r.offset.size() != grid.chunk.size()) throw FormatError("chunk record rank differs from dataset rank");
       bool inside = true;
       for (size_t d = 0; d < grid.chunk.size(); ++d)
         inside = inside && r.offset[d] % grid.chunk[d] == 0 && r.offset[d] < grid.dims[d];
-      if (inside && seen.insert(r.offset).second) chunks_.push_back(std::move(r));
+      if (!inside || !seen.insert(r.offset).second) continue;
+      // Hardening: two chunks never share storage. Without this a hostile index could point
+      // thousands of chunks at one small deflate stream that inflates to a 4 GiB chunk
+      // (each decoded in full for a few elements of output): work out of all proportion.
+      if (r.address != io::kUndefinedAddress && !addresses.insert(r.address).second)
+        throw FormatError("two chunks stored at the same address", ctx_.absolute(r.address, "chunk"));
+      chunks_.push_back(std::move(r));
     }
   });
   return chunks_;

@@ -50,6 +50,8 @@ class Dataset {
   uint64_t contiguous_file_offset() const;
 
  private:
+  void read_stored(const std::vector<uint64_t>& start, const std::vector<uint64_t>& count, uint8_t* out,
+                   const convert::ElementType& to) const;
   const std::vector<ChunkRecord>& chunks() const;
   void read_chunked(const std::vector<uint64_t>& start, const std::vector<uint64_t>& count, uint8_t* out,
                     const convert::ElementType& to) const;

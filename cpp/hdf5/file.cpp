@@ -40,6 +40,10 @@ std::shared_ptr<const ObjectHeader> File::header(uint64_t address) const {
     if (it != headers_.end()) return it->second;
   }
   auto h = std::make_shared<const ObjectHeader>(read_object_header(ctx_, address));
+  // Hardening: cached for the life of the file; see Context::charge.
+  uint64_t decoded = sizeof(ObjectHeader);
+  for (const RawMessage& m : h->messages) decoded += sizeof(RawMessage) + m.data.size();
+  ctx_.charge(decoded, "object headers");
   std::lock_guard<std::mutex> lock(mutex_);
   return headers_.emplace(address, std::move(h)).first->second;
 }
@@ -153,8 +157,10 @@ std::vector<WalkEntry> File::walk(uint64_t start, unsigned threads) const {
   std::unordered_set<uint64_t> seen{start};
   std::function<void(uint64_t, const std::string&, int)> visit = [&](uint64_t group, const std::string& prefix, int depth) {
     if (depth > limits::kMaxGroupDepth) throw FormatError("groups nest too deep");
+    // Like h5py (H5Ovisit by name), always in name order, even in creation-ordered groups.
     auto ls = links(group);
-    for (const Link& l : ls->links) {
+    for (size_t i = 0; i < ls->links.size(); ++i) {
+      const Link& l = ls->by_name.empty() ? ls->links[i] : ls->links[ls->by_name[i]];
       if (l.type != Link::Type::kHard) continue;
       if (!seen.insert(l.address).second) continue;
       std::string path = prefix.empty() ? l.name : prefix + "/" + l.name;
@@ -170,7 +176,13 @@ std::vector<WalkEntry> File::walk(uint64_t start, unsigned threads) const {
 std::vector<Attribute> File::attributes(uint64_t object) const {
   auto h = header(object);
   std::vector<Attribute> out;
-  for (const AttributeMessage& m : read_attributes(ctx_, *h)) out.push_back(decode_attribute(m));
+  LocalBudget budget(ctx_);  // hardening: vlen strings may all name one big heap object
+  for (const AttributeMessage& m : read_attributes(ctx_, *h)) {
+    out.push_back(decode_attribute(m));
+    uint64_t decoded = out.back().raw.size();
+    for (const std::string& s : out.back().strings) decoded += s.size() + sizeof(std::string);
+    budget.take(decoded, "attribute values");
+  }
   return out;
 }
 
@@ -183,6 +195,7 @@ Attribute File::decode_attribute(const AttributeMessage& m) const {
     a.vlen_string = true;
     io::Cursor c(m.data, m.data_offset);
     uint64_t n = m.space.num_elements();
+    LocalBudget budget(ctx_);  // hardening: every element may name the same big heap object
     for (uint64_t i = 0; i < n; ++i) {
       uint32_t length = c.u32();
       uint64_t collection = ctx_.read_offset(c);
@@ -193,6 +206,7 @@ Attribute File::decode_attribute(const AttributeMessage& m) const {
       }
       io::ByteSpan obj = global_heap_.object(collection, index);
       if (obj.size() < length) throw FormatError("variable-length string longer than its heap object", m.data_offset);
+      budget.take(length, "variable-length strings");
       a.strings.emplace_back(reinterpret_cast<const char*>(obj.data()), length);
     }
     return a;
@@ -200,6 +214,8 @@ Attribute File::decode_attribute(const AttributeMessage& m) const {
   if (m.type.numpy_typestr().empty())
     throw UnsupportedFeatureError("attribute '" + m.name + "' has a " + m.type.describe() + " datatype");
   a.raw.assign(m.data.data(), m.data.data() + m.data.size());
+  if (m.type.cls == DataType::Class::kString && m.type.size > 0)
+    normalize_fixed_strings(a.raw.data(), a.raw.size() / m.type.size, m.type.size, m.type.string_pad);
   return a;
 }
 

@@ -54,6 +54,14 @@ FractalHeap::FractalHeap(const Context& ctx, uint64_t address) : ctx_(ctx), addr
       max_direct_size_ < start_block_size_ || max_heap_bits_ == 0 || max_heap_bits_ > 64 || id_length_ == 0 ||
       root_rows_ > limits::kMaxHeapBlockRows)
     c.fail("inconsistent fractal heap parameters");
+  // Hardening: the doubling table must fit the heap's address space, as HDF5 requires
+  // (max rows = max_heap_bits - log2(width * start block size) + 1). Otherwise the row
+  // arithmetic below overflows: width * start_block_size wrapped to 0 and row_block_size()
+  // shifted to 0, a division by zero in managed().
+  const unsigned first_row_bits = log2_floor(width_) + log2_floor(start_block_size_);
+  if (first_row_bits > max_heap_bits_ || log2_floor(max_direct_size_) > max_heap_bits_ ||
+      root_rows_ > max_heap_bits_ - first_row_bits + 1)
+    c.fail("fractal heap doubling table does not fit its address space");
   max_direct_rows_ = log2_floor(max_direct_size_) - log2_floor(start_block_size_) + 2;
   heap_offset_size_ = (max_heap_bits_ + 7) / 8;
   unsigned max_dblock_offset_size = (log2_floor(max_direct_size_) + 7) / 8;
@@ -62,13 +70,10 @@ FractalHeap::FractalHeap(const Context& ctx, uint64_t address) : ctx_(ctx), addr
 }
 
 void FractalHeap::verify_once(uint64_t block, const std::function<void()>& verify) const {
-  {
-    std::lock_guard<std::mutex> lock(verified_mutex_);
-    if (verified_.count(block)) return;
-  }
+  // Hardening: remembered per file (Context), not per heap object; see block_verified().
+  if (ctx_.block_verified(block)) return;
   verify();
-  std::lock_guard<std::mutex> lock(verified_mutex_);
-  verified_.insert(block);
+  ctx_.mark_block_verified(block);
 }
 
 io::ByteSpan FractalHeap::object(io::ByteSpan id) const {

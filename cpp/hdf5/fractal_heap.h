@@ -30,8 +30,6 @@ class FractalHeap {
 
   const Context& ctx_;
   uint64_t address_;
-  mutable std::mutex verified_mutex_;
-  mutable std::set<uint64_t> verified_;
   uint16_t id_length_ = 0;
   uint16_t filter_length_ = 0;
   uint8_t flags_ = 0;

@@ -11,6 +11,12 @@ namespace weightio::hdf5 {
 
 namespace {
 
+// Hardening: link lists are cached for the life of the file, and many entries may name the
+// same heap string (or groups share one symbol table); see Context::charge.
+void charge(const Context& ctx, const Link& l) {
+  ctx.charge(sizeof(Link) + 64 + 2 * l.name.size() + l.target.size() + l.external_file.size(), "links");
+}
+
 std::vector<Link> read_symbol_table(const Context& ctx, const RawMessage& m) {
   io::Cursor c(m.data, m.offset);
   uint64_t btree = ctx.read_offset(c);
@@ -26,6 +32,7 @@ std::vector<Link> read_symbol_table(const Context& ctx, const RawMessage& m) {
     } else {
       l.address = e.object_header;
     }
+    charge(ctx, l);
     links.push_back(std::move(l));
   });
   return links;
@@ -42,6 +49,7 @@ std::vector<Link> read_dense_links(const Context& ctx, const DenseStorageInfo& i
     io::ByteSpan id = r.take_span(r.remaining());
     io::ByteSpan msg = heap.object(id);
     links.push_back(parse_link(ctx, io::Cursor(msg, 0)));
+    charge(ctx, links.back());
   });
   return links;
 }
@@ -66,7 +74,10 @@ std::vector<Link> read_links(const Context& ctx, const ObjectHeader& header) {
       links = read_dense_links(ctx, info);
     } else {
       for (const RawMessage& m : header.messages)
-        if (m.type == kMsgLink) links.push_back(parse_link(ctx, io::Cursor(m.data, m.offset)));
+        if (m.type == kMsgLink) {
+          links.push_back(parse_link(ctx, io::Cursor(m.data, m.offset)));
+          charge(ctx, links.back());
+        }
     }
   }
   if (by_order) {

@@ -1,5 +1,6 @@
 #include "hdf5/object_header.h"
 
+#include <deque>
 #include <set>
 #include <utility>
 
@@ -15,7 +16,9 @@ class HeaderReader {
   HeaderReader(const Context& ctx, ObjectHeader& out) : ctx_(ctx), out_(out) {}
 
   void add(RawMessage m) {
-    if (out_.messages.size() >= limits::kMaxHeaderMessages)
+    // Hardening: continuation messages count too (they are not kept in `messages`), else a
+    // block full of them could queue millions of pending continuations.
+    if (out_.messages.size() + pending_.size() >= limits::kMaxHeaderMessages)
       throw FormatError("object header has too many messages", m.offset);
     if (!is_known_type(m.type) && (m.flags & kMsgFlagFailIfUnknown))
       throw UnsupportedFeatureError("object header message type " + std::to_string(m.type) +
@@ -35,7 +38,7 @@ class HeaderReader {
   void drain(F parse_block) {
     while (!pending_.empty()) {
       auto [addr, len] = pending_.front();
-      pending_.erase(pending_.begin());
+      pending_.pop_front();  // hardening: a deque, erasing the front of a vector was quadratic
       if (!seen_.insert(addr).second) throw FormatError("object header continuation cycle", ctx_.absolute(addr, "continuation"));
       if (seen_.size() > limits::kMaxContinuationBlocks) throw FormatError("object header has too many continuation blocks");
       parse_block(ctx_.block(addr, len, "object header continuation block"));
@@ -45,7 +48,7 @@ class HeaderReader {
  private:
   const Context& ctx_;
   ObjectHeader& out_;
-  std::vector<std::pair<uint64_t, uint64_t>> pending_;
+  std::deque<std::pair<uint64_t, uint64_t>> pending_;
   std::set<uint64_t> seen_;
 };
 
@@ -104,7 +107,10 @@ void read_v2(const Context& ctx, uint64_t address, ObjectHeader& out) {
   out.attr_creation_order_tracked = flags & 0x04;
   out.attr_creation_order_indexed = flags & 0x08;
   uint64_t chunk0 = c.uint_le(1u << (flags & 0x03));
-  c.need(chunk0 + 4);
+  // Hardening: `c.need(chunk0 + 4)` wrapped for chunk0 near 2^64 (then `end` lay before
+  // the messages); check the two parts separately.
+  c.need(chunk0);
+  if (c.remaining() - chunk0 < 4) c.fail("object header chunk runs past the end of the file");
   size_t end = c.pos() + static_cast<size_t>(chunk0);
   HeaderReader reader(ctx, out);
   parse_v2_messages(c, end, has_order, reader);

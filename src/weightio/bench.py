@@ -12,8 +12,10 @@ datasets) into a work directory and times, per file:
 * ``memcpy``               one copy of the same number of bytes from the
                            (already mapped, cached) file into fresh memory
 
-weightio is imported lazily so this module works before the extension is
-built; the weightio rows then read "n/a".
+weightio is imported only inside functions: when it cannot be imported the
+weightio rows read "n/a" and the rest still runs.  The package's __init__
+itself raises ImportError without the extension, so in that state run this
+file directly: ``python src/weightio/bench.py``.
 """
 
 from __future__ import annotations

@@ -33,6 +33,11 @@ def _decode(name: bytes) -> str:
     return name.decode("utf-8", "surrogateescape")
 
 
+def _enc(name: str) -> bytes:
+    """A name as the file stores it (bytes); undecodable bytes round-trip via surrogates."""
+    return name.encode("utf-8", "surrogateescape")
+
+
 def _join(parent: str, name: str) -> str:
     path = name if name.startswith("/") else posixpath.join(parent, name)
     path = posixpath.normpath(path)
@@ -98,7 +103,7 @@ class ExternalLink:
         return f"ExternalLink({self.filename!r}, {self.path!r})"
 
 
-def _attribute_value(kind: str, typestr: str, shape: tuple[int, ...], payload: Any, pad: int) -> Any:
+def _attribute_value(kind: str, typestr: str, shape: tuple[int, ...], payload: Any) -> Any:
     if kind == "null":
         return Empty(typestr)
     if kind.startswith("vstr"):
@@ -108,19 +113,9 @@ def _attribute_value(kind: str, typestr: str, shape: tuple[int, ...], payload: A
         out = np.empty(len(strings), dtype=object)
         out[:] = strings
         return out.reshape(shape)
+    # (the core already rewrote NULLTERM/SPACEPAD strings the way HDF5 converts them)
     arr = np.frombuffer(payload, dtype=np.dtype(typestr)).copy().reshape(shape)
-    if arr.dtype.kind == "S" and pad in (_STR_NULLTERM, _STR_SPACEPAD):
-        arr = _unpad_strings(arr, pad)
     return arr[()] if not shape else arr
-
-
-def _unpad_strings(arr: np.ndarray, pad: int) -> np.ndarray:
-    """What HDF5's conversion to numpy's null-padded strings does to NULLTERM/SPACEPAD data."""
-    if pad == _STR_NULLTERM:
-        fixed = [s.split(b"\0", 1)[0] for s in arr.reshape(-1).tolist()]
-    else:
-        fixed = [s.rstrip(b" ") for s in arr.reshape(-1).tolist()]
-    return np.array(fixed, dtype=arr.dtype).reshape(arr.shape)
 
 
 class _Object:
@@ -168,8 +163,8 @@ class AttributeManager:
             try:
                 raw = obj.file._call(obj.name, obj.file._core.attributes, obj._addr)
                 self._values = {
-                    _decode(name): _attribute_value(kind, typestr, tuple(shape), payload, pad)
-                    for name, kind, typestr, shape, payload, pad in raw
+                    _decode(name): _attribute_value(kind, typestr, tuple(shape), payload)
+                    for name, kind, typestr, shape, payload in raw
                 }
             except UnsupportedFeatureError as exc:
                 self._values = dict(obj.file._fallback(exc, obj.name, lambda: obj._h5py().attrs.items()))
@@ -230,12 +225,19 @@ class Group(_Object):
         return [(k, self[k]) for k in self.keys()]
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
+        """Like h5py: the path's groups must exist and its last link must exist (a
+        dangling soft link or an external link still counts)."""
+        if not isinstance(name, str) or self.file._core is None:
             return False
+        parent, _, leaf = name.rstrip("/").rpartition("/")
+        if leaf in ("", "."):
+            return True
+        core = self.file._core
         try:
-            self.file._core.resolve(self._addr, name)
-        except (KeyError, UnsupportedFeatureError):
-            return False
+            group = core.resolve(self._addr, _enc(parent or "/" if name.startswith("/") else parent))
+            if core.kind(group) != "group":
+                return False
+            core.link(group, _enc(leaf))
         except Error:
             return False
         return True
@@ -244,7 +246,7 @@ class Group(_Object):
         if not isinstance(name, str):
             raise TypeError(f"weightio: object names are str, got {type(name).__name__}")
         path = _join(self.name, name)
-        addr = self.file._call(path, self.file._core.resolve, self._addr, name)
+        addr = self.file._call(path, self.file._core.resolve, self._addr, _enc(name))
         return self.file._object(addr, path)
 
     def get(self, name: str, default: Any = None, getlink: bool = False) -> Any:
@@ -255,7 +257,7 @@ class Group(_Object):
                 return default
             try:
                 _, kind, _, target, ext_file = self.file._call(
-                    _join(self.name, name), self.file._core.link, group._addr, leaf
+                    _join(self.name, name), self.file._core.link, group._addr, _enc(leaf)
                 )
             except KeyError:
                 return default
@@ -364,8 +366,9 @@ class Dataset(_Object):
         for fid, _, _, client in self._info["filters"]:
             if fid == 1:
                 return client[0] if client else None
-            if fid == 4:
-                return tuple(client[:2]) if client else None
+            if fid == 4 and len(client) >= 2:
+                # h5py reports the szip coding method by name (H5_SZIP_NN_OPTION_MASK = 32).
+                return ("nn" if client[0] & 32 else "ec", client[1])
         return None
 
     @property
@@ -383,6 +386,8 @@ class Dataset(_Object):
 
     @property
     def fillvalue(self) -> Any:
+        if not self._native and not self._require_native_or_fallback():
+            return self._h5py().fillvalue
         dtype = self.dtype
         fill = self._info["fill"]
         if fill is not None and len(fill) == dtype.itemsize:
@@ -402,7 +407,12 @@ class Dataset(_Object):
             raise TypeError(f"{self.name}: dataset has no data (null dataspace)")
         shape = self.shape or ()
         if not self._require_native_or_fallback():
-            data = np.asarray(self._h5py()[()])
+            h5ds = self._h5py()
+            data = h5ds[()]
+            if not isinstance(data, np.ndarray):  # a scalar: keep h5py's dtype (e.g. object)
+                scalar = np.empty((), dtype=h5ds.dtype)
+                scalar[()] = data
+                data = scalar
             return self._deliver(data, out, dtype)
         if out is None:
             out = np.empty(shape, dtype=self.dtype if dtype is None else dtype)
@@ -414,6 +424,8 @@ class Dataset(_Object):
             np.copyto(out, target)
         return out
 
+
+
     @staticmethod
     def _deliver(data: np.ndarray, out: np.ndarray | None, dtype: Any) -> np.ndarray:
         if out is not None:
@@ -423,8 +435,11 @@ class Dataset(_Object):
 
     def view(self) -> np.ndarray:
         """A zero-copy, read-only array over the file mapping (contiguous or compact,
-        unfiltered, allocated datasets); ``UnsupportedFeatureError`` otherwise."""
+        unfiltered, allocated datasets, in the stored byte order);
+        ``UnsupportedFeatureError`` otherwise."""
         offset = self._info["data_offset"]
+        if self._info["string_pad"] in (_STR_NULLTERM, _STR_SPACEPAD):
+            offset = None  # the stored padding differs from what h5py (and read()) return
         if offset is None:
             reason = self._info["unsupported"] or f"{self.layout} storage that is not one allocated block"
             raise UnsupportedFeatureError(f"{self.file.filename}: {self.name}: no zero-copy view: {reason}")
@@ -574,7 +589,7 @@ class File(Group):
         the same pass. Returns new arrays in the order of ``paths``."""
         paths = list(paths)
         names = [_join(self.name, p) for p in paths]
-        addrs = self._call("/", self._core.resolve_many, self._addr, paths)
+        addrs = self._call("/", self._core.resolve_many, self._addr, [_enc(p) for p in paths])
         targets = _normalize_dtypes(dtypes, len(paths))
         try:
             with _gc_paused():

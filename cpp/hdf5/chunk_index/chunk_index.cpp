@@ -76,6 +76,8 @@ std::vector<ChunkRecord> implicit(const Context& ctx, const Layout& layout, cons
   }
   if (total != 0 && grid.chunk_bytes > UINT64_MAX / total) throw FormatError("implicit chunk index overflows");
   ctx.span(layout.address, total * grid.chunk_bytes, "implicitly indexed chunks");  // bounds check once
+  // Hardening: one record per chunk even when chunks are a byte each; see Context::charge.
+  ctx.charge(total * (sizeof(ChunkRecord) + 8 * grid.chunk.size()), "implicit chunk index");
   std::vector<ChunkRecord> out;
   out.reserve(static_cast<size_t>(total));
   for (uint64_t i = 0; i < total; ++i) {

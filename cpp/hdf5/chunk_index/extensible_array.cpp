@@ -2,6 +2,8 @@
 // secondary blocks "EASB", data blocks "EADB" (optionally paged). Used for datasets with
 // exactly one unlimited dimension; the array index swizzles that dimension to the front.
 #include <algorithm>
+#include <set>
+#include <string>
 
 #include "hdf5/chunk_index/chunk_index.h"
 
@@ -89,9 +91,17 @@ class Reader {
   }
   bool paged(uint64_t block_elements) const { return block_elements > (uint64_t{1} << p_.page_bits); }
 
+  // Hardening: every super block and data block has one parent. Pointers repeated
+  // across (or within) blocks re-read one block per pointer, emitting up to a block's
+  // elements each time: records quadratic in the file size.
+  void claim(uint64_t address, const char* what) {
+    if (!claimed_.insert(address).second) throw FormatError(std::string(what) + " referenced twice", ctx_.absolute(address, what));
+  }
+
   template <class Emit>
   void read_super_block(uint64_t address, unsigned s, Emit& emit) {
     if (address == io::kUndefinedAddress) return;
+    claim(address, "extensible array super block");
     const SuperBlockInfo& info = sblocks_[s];
     io::Cursor c = ctx_.at(address, "extensible array super block");
     size_t start = c.pos();
@@ -117,6 +127,7 @@ class Reader {
   template <class Emit>
   void read_data_block(uint64_t address, uint64_t first, uint64_t count, const io::ByteSpan* page_bitmap, Emit& emit) {
     if (address == io::kUndefinedAddress || first >= p_.max_index_set) return;
+    claim(address, "extensible array data block");
     io::Cursor c = ctx_.at(address, "extensible array data block");
     size_t start = c.pos();
     c.expect_signature("EADB", "extensible array data block");
@@ -160,6 +171,7 @@ class Reader {
   uint64_t chunk_bytes_;
   std::vector<SuperBlockInfo> sblocks_;
   unsigned offset_size_ = 0;
+  std::set<uint64_t> claimed_;
 };
 
 }  // namespace

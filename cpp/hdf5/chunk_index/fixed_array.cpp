@@ -16,6 +16,9 @@ std::vector<ChunkRecord> fixed_array(const Context& ctx, const Layout& layout, c
   uint64_t dblock = ctx.read_offset(h);
   verify_checksum_at(h, start, "fixed array header");
   if (client > 1 || entry_size == 0 || page_bits > 32) h.fail("bad fixed array parameters");
+  // Hardening: the entries must fit in the file (each takes entry_size bytes); this keeps
+  // max_entries * entry_size and the page arithmetic below from wrapping.
+  if (max_entries > ctx.bytes().size() / entry_size) h.fail("fixed array has more entries than the file can hold");
   bool filtered = client == 1;
 
   std::vector<uint64_t> counts = grid.chunks_per_dim(grid.max_dims);

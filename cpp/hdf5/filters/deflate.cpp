@@ -11,7 +11,11 @@ namespace weightio::hdf5::filters {
 
 std::vector<uint8_t> inflate(io::ByteSpan in, size_t max_out) {
   // One spare byte of output tells an overlong (bomb) stream from an exact fit.
-  std::vector<uint8_t> out(max_out + 1);
+  // Hardening: the buffer grows with what the stream really produces (deflate expands at
+  // most ~1032x) instead of allocating max_out + 1 up front: max_out comes from the chunk
+  // dimensions in the file (up to 4 GiB), so a 10-byte chunk could demand 4 GiB.
+  const size_t limit = max_out + 1;
+  std::vector<uint8_t> out(std::min(limit, std::max<size_t>(size_t{1} << 16, 4 * in.size())));
   z_stream s{};
   if (inflateInit(&s) != Z_OK) throw Error("zlib initialisation failed");
   const size_t step = std::numeric_limits<uInt>::max();
@@ -23,6 +27,9 @@ std::vector<uint8_t> inflate(io::ByteSpan in, size_t max_out) {
       s.next_in = const_cast<Bytef*>(in.data() + in_pos);
       s.avail_in = static_cast<uInt>(n);
       in_pos += n;
+    }
+    if (s.avail_out == 0 && out_pos == out.size() && out.size() < limit) {
+      out.resize(out.size() > limit / 2 ? limit : 2 * out.size());  // grow geometrically
     }
     if (s.avail_out == 0 && out_pos < out.size()) {
       size_t n = std::min(step, out.size() - out_pos);

@@ -6,11 +6,13 @@
 namespace weightio::hdf5::filters {
 
 void unshuffle(io::ByteSpan in, size_t element_size, uint8_t* out) {
-  if (element_size <= 1) {
-    std::memcpy(out, in.data(), in.size());
+  size_t n = element_size == 0 ? 0 : in.size() / element_size;
+  // Hardening: with no whole element (element_size from the filter's client data can be up
+  // to 2^32 - 1) the plane loop below spun element_size times doing nothing.
+  if (element_size <= 1 || n == 0) {
+    if (in.size() > 0) std::memcpy(out, in.data(), in.size());
     return;
   }
-  size_t n = in.size() / element_size;
   const uint8_t* src = in.data();
   for (size_t b = 0; b < element_size; ++b) {
     const uint8_t* plane = src + b * n;

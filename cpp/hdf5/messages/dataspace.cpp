@@ -28,7 +28,12 @@ Dataspace parse_dataspace(const Context& ctx, io::Cursor c) {
     c.fail("unsupported dataspace version " + std::to_string(version));
   }
   if (rank > limits::kMaxRank) c.fail("dataspace rank " + std::to_string(rank) + " exceeds 32");
-  for (unsigned i = 0; i < rank; ++i) ds.dims.push_back(ctx.read_length(c));
+  for (unsigned i = 0; i < rank; ++i) {
+    ds.dims.push_back(ctx.read_length(c));
+    // Hardening: numpy (and Python's ssize_t shapes) cannot represent a dimension above
+    // 2^63 - 1; such an extent is corrupt (HDF5 reserves all ones for "unlimited").
+    if (ds.dims.back() > uint64_t{INT64_MAX}) c.fail("dataspace dimension exceeds 2^63 - 1");
+  }
   if (flags & 0x01) {
     for (unsigned i = 0; i < rank; ++i) {
       uint64_t m = c.uint_le(ctx.sizeof_lengths());

@@ -1,5 +1,7 @@
 #include "hdf5/messages/datatype.h"
 
+#include <algorithm>
+
 #include "hdf5/object_header.h"
 
 namespace weightio::hdf5 {
@@ -116,6 +118,9 @@ DataType parse_in_place(const Context& ctx, io::Cursor& c, int depth) {
   t.size = c.u32();
   if (version < 1 || version > 5) c.fail("unsupported datatype version " + std::to_string(version));
   if (cls > 10) c.fail("bad datatype class " + std::to_string(cls));
+  // Hardening: HDF5 has no zero-size datatypes; one made an attribute's element count
+  // unbounded by its data (n * 0 bytes) and numpy rejects itemsize 0 ("|S0", "|V0").
+  if (t.size == 0) c.fail("datatype of size 0");
   t.cls = static_cast<DataType::Class>(cls);
   switch (t.cls) {
     case DataType::Class::kFixedPoint: {
@@ -181,6 +186,20 @@ DataType parse_in_place(const Context& ctx, io::Cursor& c, int depth) {
 DataType parse_datatype(const Context& ctx, io::Cursor c, bool shared, int depth) {
   if (shared) return read_committed(ctx, c, depth);
   return parse_in_place(ctx, c, depth);
+}
+
+void normalize_fixed_strings(uint8_t* data, uint64_t n, size_t size, unsigned pad) {
+  if (pad != 0 && pad != 2) return;
+  for (uint64_t i = 0; i < n; ++i, data += size) {
+    if (pad == 0) {
+      size_t k = 0;
+      while (k < size && data[k] != 0) ++k;
+      std::fill(data + k, data + size, uint8_t{0});
+    } else {
+      size_t k = size;
+      while (k > 0 && data[k - 1] == ' ') data[--k] = 0;
+    }
+  }
 }
 
 std::string DataType::numpy_typestr() const {

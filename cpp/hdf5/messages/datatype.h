@@ -36,6 +36,11 @@ struct DataType {
   std::string describe() const;
 };
 
+// Rewrites `n` fixed-length strings of `size` bytes the way HDF5 converts them to
+// numpy's NUL-padded strings: NULLTERM (pad 0) drops everything after the first NUL,
+// SPACEPAD (pad 2) turns trailing spaces into NULs. NULLPAD (pad 1) is left as is.
+void normalize_fixed_strings(uint8_t* data, uint64_t n, size_t size, unsigned pad);
+
 // Parses a datatype from `c`. `shared` says the message holds a shared-message reference
 // (flag bit 1) that points at a committed datatype's object header.
 DataType parse_datatype(const Context& ctx, io::Cursor c, bool shared = false, int depth = 0);

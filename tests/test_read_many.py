@@ -1,0 +1,203 @@
+"""File.read_many (batched, optionally converting, optionally threaded) and weightio.load_file."""
+
+from __future__ import annotations
+
+import h5py
+import ml_dtypes
+import numpy as np
+import pytest
+import weightio
+
+import oracle
+from fixtures import LIBVERS, variant_cases
+from oracle import dataset_names, is_null
+
+READ_MANY_CASES = variant_cases(
+    names=["datasets_dtypes", "datasets_chunked", "datasets_filters", "datasets_fill", "datasets_compact", "keras2_weights", "keras3_weights"]
+)
+KERAS_WEIGHTS = [
+    "conv2d/conv2d/kernel:0",
+    "conv2d/conv2d/bias:0",
+    "dense/dense/kernel:0",
+    "dense/dense/bias:0",
+    "batch_normalization/batch_normalization/gamma:0",
+    "dense_1/dense_1/kernel:0",
+]
+
+
+def _readable_datasets(hfile) -> list[str]:
+    return [name for name in dataset_names(hfile) if not is_null(hfile[name])]
+
+
+def assert_same_array(array, hds, where: str) -> None:
+    """``array`` equals h5py's full read of ``hds``.
+
+    One liberty: Keras 3 marks bfloat16 weights (stored as 2-byte opaque
+    data) with attr dtype="bfloat16", and a loader may hand them back as
+    ml_dtypes.bfloat16 instead of h5py's V2 -- with the very same bytes.
+    """
+    expected = hds[...]
+    if array.dtype == np.dtype(ml_dtypes.bfloat16) and expected.dtype == np.dtype("V2") and hds.attrs.get("dtype") == "bfloat16":
+        expected = expected.view(ml_dtypes.bfloat16)
+    oracle.assert_same_value(array, expected, where, weightio)
+
+
+@pytest.mark.parametrize("name,libver", READ_MANY_CASES)
+def test_read_many_without_dtypes_matches_h5py(variant_path, wfile, h5file, name, libver):
+    path = variant_path(name, libver)
+    f, h = wfile(path), h5file(path)
+    names = _readable_datasets(h)
+    arrays = f.read_many(names)
+    assert isinstance(arrays, list) and len(arrays) == len(names)
+    for ds, array in zip(names, arrays):
+        assert_same_array(array, h[ds], f"read_many {ds}")
+
+
+@pytest.mark.parametrize("threads", [None, 1, 2, 8])
+def test_read_many_gives_the_same_result_with_any_thread_count(variant_path, wfile, h5file, threads):
+    path = variant_path("datasets_filters", "latest")
+    f, h = wfile(path), h5file(path)
+    names = _readable_datasets(h) * 3  # more work items than threads
+    for ds, array in zip(names, f.read_many(names, threads=threads)):
+        assert_same_array(array, h[ds], f"read_many {ds} threads={threads}")
+
+
+def test_read_many_returns_independent_arrays_for_repeated_paths(variant_path, wfile):
+    f = wfile(variant_path("keras2_weights", "latest"))
+    a, b = f.read_many(["dense/dense/bias:0", "/dense/dense/bias:0"])
+    np.testing.assert_array_equal(a, b)
+    assert not np.shares_memory(a, b)
+    assert a.flags.writeable
+
+
+def test_read_many_of_nothing_is_an_empty_list(variant_path, wfile):
+    assert wfile(variant_path("keras2_weights", "latest")).read_many([]) == []
+
+
+@pytest.mark.parametrize("libver", LIBVERS)
+@pytest.mark.parametrize("dtype", ["<f2", "<f8", "<f4"])
+def test_read_many_converts_all_to_one_dtype(variant_path, wfile, h5file, libver, dtype):
+    path = variant_path("keras2_weights", libver)
+    f, h = wfile(path), h5file(path)
+    for ds, array in zip(KERAS_WEIGHTS, f.read_many(KERAS_WEIGHTS, dtypes=dtype)):
+        oracle.assert_same_floats(array, oracle.reference_cast(h[ds][...], dtype), f"{ds} as {dtype}")
+
+
+@pytest.mark.parametrize("libver", LIBVERS)
+def test_read_many_converts_float32_to_bfloat16(variant_path, wfile, h5file, libver):
+    path = variant_path("keras2_weights", libver)
+    f, h = wfile(path), h5file(path)
+    arrays = f.read_many(KERAS_WEIGHTS, dtypes=ml_dtypes.bfloat16)
+    for ds, array in zip(KERAS_WEIGHTS, arrays):
+        assert array.dtype == np.dtype(ml_dtypes.bfloat16), ds
+        # ml_dtypes rounds to nearest even; weightio must agree bit for bit.
+        assert array.tobytes() == oracle.reference_cast(h[ds][...], ml_dtypes.bfloat16).tobytes(), ds
+
+
+@pytest.mark.parametrize("libver", LIBVERS)
+def test_read_many_with_a_list_of_dtypes(variant_path, wfile, h5file, libver):
+    path = variant_path("keras2_weights", libver)
+    f, h = wfile(path), h5file(path)
+    dtypes = ["<f2", np.float64, np.dtype("<f4"), ml_dtypes.bfloat16, ">f4", "f8"]
+    arrays = f.read_many(KERAS_WEIGHTS, dtypes=dtypes)
+    for ds, dtype, array in zip(KERAS_WEIGHTS, dtypes, arrays):
+        oracle.assert_same_floats(array, oracle.reference_cast(h[ds][...], dtype), f"{ds} as {dtype}")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow to inf is expected here
+@pytest.mark.parametrize("libver", LIBVERS)
+@pytest.mark.parametrize(
+    "source,target",
+    [
+        ("f4_le", "<f2"),
+        ("f4_be", "<f2"),
+        ("f8_le", "<f4"),
+        ("f8_be", "<f4"),
+        ("f8_le", "<f2"),
+        ("f2_be", "<f4"),
+        ("f4_le", "<f8"),
+        ("f4_le", ml_dtypes.bfloat16),
+        ("f4_be", ml_dtypes.bfloat16),
+        ("f2_le", ml_dtypes.bfloat16),
+    ],
+    ids=lambda v: v if isinstance(v, str) else np.dtype(v).name,
+)
+def test_float_conversions_of_special_values(variant_path, wfile, h5file, libver, source, target):
+    """NaN, +-inf, +-0, subnormals and values that overflow the target."""
+    path = variant_path("datasets_dtypes", libver)
+    (array,) = wfile(path).read_many([source], dtypes=target)
+    expected = oracle.reference_cast(h5file(path)[source][...], target)
+    oracle.assert_same_floats(array, expected, f"{source} -> {np.dtype(target)}")
+
+
+@pytest.mark.parametrize("libver", LIBVERS)
+@pytest.mark.parametrize(
+    "source,target",
+    [("i1_le", "<i8"), ("i2_be", "<i4"), ("u1_le", "<i2"), ("u2_be", "<u4"), ("i4_le", "<f8"), ("u1_le", "<f4"), ("i8_be", "<i8"), ("u4_le", "<i8")],
+)
+def test_integer_conversions_match_h5py(variant_path, wfile, h5file, libver, source, target):
+    """Widening and int->float conversions, where every value fits the target."""
+    path = variant_path("datasets_dtypes", libver)
+    (array,) = wfile(path).read_many([source], dtypes=target)
+    expected = oracle.reference_cast(h5file(path)[source][...], target)
+    oracle.assert_same_value(array, expected, f"{source} -> {target}", weightio)
+
+
+def test_read_many_accepts_absolute_and_relative_paths(variant_path, wfile):
+    f = wfile(variant_path("keras3_weights", "latest"))
+    a, b = f.read_many(["/layers/dense/vars/0", "layers/dense/vars/0"])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_read_many_through_a_soft_link(variant_path, wfile, h5file):
+    path = variant_path("links", "latest")
+    (array,) = wfile(path).read_many(["soft_abs"])
+    oracle.assert_same_value(array, h5file(path)["data/x"][...], "soft_abs", weightio)
+
+
+def test_read_many_missing_path_raises_key_error(variant_path, wfile):
+    f = wfile(variant_path("keras2_weights", "latest"))
+    with pytest.raises(KeyError):
+        f.read_many(["dense/dense/bias:0", "dense/dense/nope:0"])
+
+
+def test_read_many_rejects_a_dtype_list_of_the_wrong_length(variant_path, wfile):
+    f = wfile(variant_path("keras2_weights", "latest"))
+    with pytest.raises((ValueError, TypeError)):
+        f.read_many(KERAS_WEIGHTS[:2], dtypes=["<f4"])
+
+
+# --------------------------------------------------------------------------
+# load_file
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,libver", variant_cases(native=True, oracle=True))
+def test_load_file_returns_every_dataset_by_absolute_name(variant_path, h5file, name, libver):
+    path = variant_path(name, libver)
+    h = h5file(path)
+    loaded = weightio.load_file(path)
+    assert isinstance(loaded, dict)
+    # h5py's visititems reaches each object once (hard links) and skips soft
+    # and external links: the same set of names.  What load_file gives for
+    # a null-dataspace dataset is not specified, so those are left out.
+    expected = [ds for ds in dataset_names(h) if not is_null(h[ds])]
+    nulls = {ds for ds in dataset_names(h) if is_null(h[ds])}
+    assert set(loaded) - nulls == set(expected)
+    for ds in expected:
+        assert_same_array(loaded[ds], h[ds], f"load_file {ds}")
+
+
+def test_load_file_accepts_str_and_path(variant_path):
+    path = variant_path("keras3_weights", "latest")
+    assert set(weightio.load_file(str(path))) == set(weightio.load_file(path))
+    assert "/layers/dense/vars/0" in weightio.load_file(path)
+
+
+def test_load_file_of_a_keras2_weights_file(variant_path):
+    path = variant_path("keras2_weights", "earliest")
+    loaded = weightio.load_file(path)
+    assert loaded["/dense/dense/kernel:0"].shape == (8, 5)
+    assert loaded["/dense/dense/kernel:0"].dtype == np.float32
+    with h5py.File(path) as h:
+        np.testing.assert_array_equal(loaded["/dense/dense/kernel:0"], h["dense/dense/kernel:0"][()])
