@@ -91,6 +91,15 @@ py::tuple link_tuple(const hdf5::Link& l) {
 using io::default_threads;
 using io::parallel_for;
 
+// Storage size, or 0 when the chunk index cannot be read (the read reports that).
+uint64_t problem_free_storage_size(const hdf5::Dataset& ds) {
+  try {
+    return ds.storage_size();
+  } catch (const Error&) {
+    return 0;
+  }
+}
+
 class H5File {
  public:
   explicit H5File(const std::string& path) {
@@ -139,8 +148,10 @@ class H5File {
     return out;
   }
 
-  // Every dataset below `start`, read in one parallel pass: {"/path": array}.
-  py::dict load_all(uint64_t start, py::object threads) const {
+  // Every dataset below `start`, read in one parallel pass: {"/path": array}. With
+  // bomb_floor > 0, a dataset declaring more than bomb_floor bytes and more than
+  // max_expansion times what it stores is refused before anything is allocated.
+  py::dict load_all(uint64_t start, py::object threads, uint64_t bomb_floor, uint64_t max_expansion) const {
     std::vector<hdf5::WalkEntry> entries;
     unsigned nthreads = threads.is_none() ? default_threads() : threads.cast<unsigned>();
     {
@@ -153,6 +164,15 @@ class H5File {
       if (e.kind != hdf5::ObjectKind::kDataset) continue;
       addresses.push_back(e.address);
       names.push_back("/" + e.path);
+    }
+    if (bomb_floor > 0) {
+      for (size_t i = 0; i < addresses.size(); ++i) {
+        auto ds = file_->dataset(addresses[i]);
+        uint64_t declared = ds->num_elements() * ds->type().size;
+        if (declared > bomb_floor && declared / std::max<uint64_t>(max_expansion, 1) > ds->storage_size())
+          throw FormatError("'" + names[i] + "' declares " + std::to_string(declared) + " bytes but stores only " +
+                            std::to_string(ds->storage_size()) + ": refusing a potential shape/decompression bomb");
+      }
     }
     std::vector<py::object> dtypes(addresses.size(), py::none());
     std::vector<std::string> sources(addresses.size());
@@ -210,6 +230,7 @@ class H5File {
       filters.append(py::make_tuple(f.id, hdf5::filter_name(f), f.flags, py::cast(f.client_data)));
     d["filters"] = filters;
     const auto& fill = ds->fill();
+    d["storage_size"] = problem_free_storage_size(*ds);
     d["fill"] = fill.defined ? py::object(py::bytes(reinterpret_cast<const char*>(fill.value.data()), fill.value.size()))
                              : py::object(py::none());
     std::string problem;
@@ -417,7 +438,8 @@ void register_hdf5(py::module_& m) {
       })
       .def("is_tagged_bfloat16", [](const H5File& f, uint64_t a) { return f.file().is_tagged_bfloat16(a); })
       .def("walk", &H5File::walk)
-      .def("load_all", &H5File::load_all, py::arg("start"), py::arg("threads") = py::none())
+      .def("load_all", &H5File::load_all, py::arg("start"), py::arg("threads") = py::none(),
+           py::arg("bomb_floor") = 0, py::arg("max_expansion") = 1000)
       .def("attributes", &H5File::attributes)
       .def("dataset_info", &H5File::dataset_info)
       .def("read", &H5File::read, py::arg("address"), py::arg("out"), py::arg("start"), py::arg("count"),

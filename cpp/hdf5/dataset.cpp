@@ -86,6 +86,24 @@ bool Dataset::stored_span(io::ByteSpan* out) const {
   return true;
 }
 
+uint64_t Dataset::storage_size() const {
+  switch (layout_.cls) {
+    case Layout::Class::kCompact:
+      return layout_.compact_data.size();
+    case Layout::Class::kContiguous:
+      if (layout_.address == io::kUndefinedAddress) return 0;
+      return layout_.size != UINT64_MAX ? layout_.size : num_elements() * type_.size;
+    case Layout::Class::kChunked: {
+      uint64_t total = 0;
+      for (const ChunkRecord& r : chunks()) total += r.size;
+      return total;
+    }
+    case Layout::Class::kVirtual:
+      break;
+  }
+  return 0;
+}
+
 uint64_t Dataset::contiguous_file_offset() const { return ctx_.absolute(layout_.address, "dataset data"); }
 
 void Dataset::fill_output(uint8_t* out, uint64_t n, const convert::ElementType& to) const {

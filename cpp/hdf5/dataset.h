@@ -46,6 +46,9 @@ class Dataset {
   // The stored bytes when the data is one allocated, unfiltered block in the file
   // (contiguous or compact); false otherwise.
   bool stored_span(io::ByteSpan* out) const;
+  // Bytes the data occupies in the file (0 when nothing was written), like
+  // H5Dget_storage_size: what a "shape bomb" check compares the declared size with.
+  uint64_t storage_size() const;
   // Absolute file offset of the contiguous data, for zero-copy views.
   uint64_t contiguous_file_offset() const;
 

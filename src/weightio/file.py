@@ -519,16 +519,29 @@ def _basic_selection(key: Any, shape: tuple[int, ...]) -> tuple[list[int], list[
 class File(Group):
     """An HDF5 file opened read-only with the native reader, like ``h5py.File(path, "r")``."""
 
-    __slots__ = ("__weakref__", "_core", "_fallback_enabled", "_h5", "_mapping", "filename")
+    __slots__ = ("__weakref__", "_buffer", "_core", "_fallback_enabled", "_h5", "_mapping", "filename")
 
-    def __init__(self, path: str | os.PathLike[str], mode: str = "r", *, fallback: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        mode: str = "r",
+        *,
+        fallback: bool = True,
+        buffer: Any = None,
+    ) -> None:
+        """Opens ``path``; or, with ``buffer`` (any object with the buffer protocol, e.g. a
+        memoryview of a mapped zip member), reads those bytes and uses ``path`` as the name."""
         if mode != "r":
             raise ValueError("weightio opens files read-only (mode='r')")
         self.filename = os.fspath(path)
         self._fallback_enabled = fallback
         self._h5: Any = None
+        self._buffer = buffer
         try:
-            self._core = _core.hdf5.H5File(self.filename)
+            if buffer is None:
+                self._core = _core.hdf5.H5File(self.filename)
+            else:
+                self._core = _core.hdf5.H5File(buffer, self.filename)
         except Error as exc:
             raise with_context(exc, self.filename) from None
         self._mapping = self._core.mapping()
@@ -553,9 +566,12 @@ class File(Group):
 
     def _h5py_file(self) -> Any:
         if self._h5 is None:
+            import io
+
             import h5py
 
-            self._h5 = h5py.File(self.filename, "r")
+            source = self.filename if self._buffer is None else io.BytesIO(bytes(self._buffer))
+            self._h5 = h5py.File(source, "r")
         return self._h5
 
     def _fallback(self, exc: UnsupportedFeatureError, name: str, read: Callable[[], Any]) -> Any:

@@ -1,0 +1,144 @@
+"""Drop-in Keras weight loading: the variables Keras's own loader gives, many times faster.
+
+``weightio.keras.load_weights(model, path)`` runs Keras's own loading code (so matching,
+``skip_mismatch`` warnings and error messages are Keras's) over arrays that weightio's native
+reader prefetched in one parallel pass, and assigns only when everything matched: a failed
+load leaves the model exactly as it was. ``install()`` makes ``model.load_weights`` use it.
+
+Supported here: Keras 3 models, from legacy HDF5 (``save_weights("x.h5")``, full-model
+``.h5``), ``.weights.h5``, ``.keras`` archives and sharded ``.weights.json``, chosen by the
+file's content, not its suffix. What weightio does not read is handed to Keras unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .formats import Format, open_sources, sniff
+
+__all__ = ["Format", "LoadReport", "install", "installed", "is_installed", "load_weights", "sniff", "uninstall"]
+
+log = logging.getLogger("weightio")
+
+_NATIVE = (Format.LEGACY_H5, Format.WEIGHTS_H5, Format.KERAS_ZIP, Format.SHARDED_JSON)
+
+
+@dataclass
+class LoadReport:
+    """What a load did (returned by ``weightio.keras.load_weights``)."""
+
+    path: str
+    format: Format
+    variables_assigned: int
+    seconds: float
+
+
+class NotHandled(Exception):
+    """weightio does not load this model/file combination (Keras's own loader should)."""
+
+
+def _is_keras3_model(model: Any) -> bool:
+    return any(cls.__module__.startswith("keras.") for cls in type(model).__mro__)
+
+
+def load_weights(
+    model: Any,
+    filepath: str | os.PathLike[str],
+    skip_mismatch: bool = False,
+    by_name: bool = False,
+    *,
+    threads: int | None = None,
+    **kwargs: Any,
+) -> LoadReport:
+    """Loads weights into a Keras 3 ``model`` like ``model.load_weights(filepath, ...)``.
+
+    Same arguments and errors as Keras (``by_name`` for legacy HDF5 files,
+    ``objects_to_skip`` for ``.weights.h5``); the format is chosen by content. ``threads``
+    caps the parallel read. All-or-nothing: on any error the model is unchanged.
+    """
+    start = time.perf_counter()
+    path = os.fspath(filepath)
+    objects_to_skip = kwargs.pop("objects_to_skip", None)
+    if kwargs:
+        raise ValueError(f"Invalid keyword arguments: {kwargs}")
+    if not _is_keras3_model(model):
+        raise NotHandled(f"{type(model).__name__} is not a Keras 3 model")
+    fmt = sniff(path)
+    if fmt not in _NATIVE:
+        raise NotHandled(f"{path}: {fmt.value} files are not read by weightio")
+    if fmt is Format.LEGACY_H5 and objects_to_skip is not None:
+        raise ValueError(f"`objects_to_skip` only supports loading '.weights.h5' files.Received: {filepath}")
+    if fmt is not Format.LEGACY_H5 and by_name:
+        raise ValueError(f"`by_name` only supports loading legacy '.h5' or '.hdf5' files. Received: {filepath}")
+    if fmt is Format.KERAS_ZIP and objects_to_skip is not None:
+        raise ValueError(f"`objects_to_skip` only supports loading '.weights.h5' files.Received: {filepath}")
+
+    sources = open_sources(path, fmt)
+    try:
+        if fmt is Format.LEGACY_H5:
+            from . import legacy
+
+            (file,) = sources.files.values()
+            assigned = legacy.load(model, file, bool(by_name), skip_mismatch, threads)
+        else:
+            from . import v3
+
+            assigned = v3.load(model, sources, skip_mismatch, objects_to_skip, threads)
+    finally:
+        sources.close()
+    report = LoadReport(path, fmt, assigned, time.perf_counter() - start)
+    log.debug("weightio: loaded %d variables from %s (%s) in %.3f s", assigned, path, fmt.value, report.seconds)
+    return report
+
+
+# -- install(): make model.load_weights use weightio --------------------------------------
+_original: dict[str, Any] = {}
+
+
+def _dispatch(model: Any, filepath: Any, skip_mismatch: bool = False, **kwargs: Any) -> None:
+    """The replacement of ``keras.src.saving.saving_api.load_weights``."""
+    try:
+        load_weights(model, filepath, skip_mismatch=skip_mismatch, **kwargs)
+    except NotHandled as why:
+        log.debug("weightio: handing %s to Keras (%s)", filepath, why)
+        _original["keras3"](model, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+
+def install() -> None:
+    """Makes Keras 3's ``Model.load_weights`` (and ``saving_api.load_weights``) use weightio;
+    what weightio cannot load goes to Keras's own loader."""
+    from keras.src.saving import saving_api
+
+    if "keras3" not in _original:
+        _original["keras3"] = saving_api.load_weights
+        saving_api.load_weights = _dispatch
+
+
+def uninstall() -> None:
+    """Restores Keras's own ``load_weights``."""
+    if "keras3" in _original:
+        from keras.src.saving import saving_api
+
+        saving_api.load_weights = _original.pop("keras3")
+
+
+def is_installed() -> bool:
+    return "keras3" in _original
+
+
+@contextlib.contextmanager
+def installed() -> Iterator[None]:
+    """``with weightio.keras.installed(): model.load_weights(...)``"""
+    was = is_installed()
+    install()
+    try:
+        yield
+    finally:
+        if not was:
+            uninstall()
