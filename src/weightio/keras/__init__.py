@@ -6,8 +6,9 @@ reader prefetched in one parallel pass, and assigns only when everything matched
 load leaves the model exactly as it was. ``install()`` makes ``model.load_weights`` use it.
 
 Supported here: Keras 3 models, from legacy HDF5 (``save_weights("x.h5")``, full-model
-``.h5``), ``.weights.h5``, ``.keras`` archives and sharded ``.weights.json``, chosen by the
-file's content, not its suffix. What weightio does not read is handed to Keras unchanged.
+``.h5``), ``.weights.h5``, ``.keras`` archives and sharded ``.weights.json``; tf-keras
+(Keras 2) models from legacy HDF5. Formats are chosen by the file's content, not its suffix.
+What weightio does not read is handed to Keras unchanged.
 """
 
 from __future__ import annotations
@@ -64,11 +65,15 @@ def load_weights(
     """
     start = time.perf_counter()
     path = os.fspath(filepath)
+    from . import tf_keras
+
+    if tf_keras.is_tf_keras_model(model):
+        return _load_tf_keras(model, path, skip_mismatch, by_name, threads, start, **kwargs)
     objects_to_skip = kwargs.pop("objects_to_skip", None)
     if kwargs:
         raise ValueError(f"Invalid keyword arguments: {kwargs}")
     if not _is_keras3_model(model):
-        raise NotHandled(f"{type(model).__name__} is not a Keras 3 model")
+        raise NotHandled(f"{type(model).__name__} is neither a Keras 3 nor a tf-keras model")
     fmt = sniff(path)
     if fmt not in _NATIVE:
         raise NotHandled(f"{path}: {fmt.value} files are not read by weightio")
@@ -79,8 +84,7 @@ def load_weights(
     if fmt is Format.KERAS_ZIP and objects_to_skip is not None:
         raise ValueError(f"`objects_to_skip` only supports loading '.weights.h5' files.Received: {filepath}")
 
-    sources = open_sources(path, fmt)
-    try:
+    with open_sources(path, fmt) as sources:
         if fmt is Format.LEGACY_H5:
             from . import legacy
 
@@ -90,46 +94,78 @@ def load_weights(
             from . import v3
 
             assigned = v3.load(model, sources, skip_mismatch, objects_to_skip, threads)
-    finally:
-        sources.close()
     report = LoadReport(path, fmt, assigned, time.perf_counter() - start)
     log.debug("weightio: loaded %d variables from %s (%s) in %.3f s", assigned, path, fmt.value, report.seconds)
     return report
+
+
+def _load_tf_keras(
+    model: Any, path: str, skip_mismatch: bool, by_name: bool, threads: int | None, start: float, **kwargs: Any
+) -> LoadReport:
+    """tf-keras models: legacy HDF5 natively; .keras/.weights.h5 (tf-keras's v3 format) and
+    TensorFlow checkpoints go to tf-keras."""
+    from . import tf_keras
+
+    kwargs.pop("options", None)  # only meaningful for TensorFlow checkpoints
+    if kwargs:
+        raise TypeError(f"load_weights() got unexpected keyword arguments {sorted(kwargs)}")
+    fmt = sniff(path)
+    if fmt is not Format.LEGACY_H5:
+        raise NotHandled(f"{path}: tf-keras {fmt.value} files are loaded by tf-keras itself")
+    with open_sources(path, fmt) as sources:
+        (file,) = sources.files.values()
+        assigned = tf_keras.load(model, file, bool(by_name), skip_mismatch, threads)
+    return LoadReport(path, fmt, assigned, time.perf_counter() - start)
 
 
 # -- install(): make model.load_weights use weightio --------------------------------------
 _original: dict[str, Any] = {}
 
 
-def _dispatch(model: Any, filepath: Any, skip_mismatch: bool = False, **kwargs: Any) -> None:
-    """The replacement of ``keras.src.saving.saving_api.load_weights``."""
-    try:
-        load_weights(model, filepath, skip_mismatch=skip_mismatch, **kwargs)
-    except NotHandled as why:
-        log.debug("weightio: handing %s to Keras (%s)", filepath, why)
-        _original["keras3"](model, filepath, skip_mismatch=skip_mismatch, **kwargs)
+# Which saving_api modules install() patches: Keras 3's and tf-keras's.
+_TARGETS = {"keras3": "keras.src.saving.saving_api", "tf_keras": "tf_keras.src.saving.saving_api"}
+
+
+def _dispatcher(family: str) -> Any:
+    def dispatch(model: Any, filepath: Any, skip_mismatch: bool = False, **kwargs: Any) -> Any:
+        """weightio's replacement of ``saving_api.load_weights``."""
+        try:
+            load_weights(model, filepath, skip_mismatch=skip_mismatch, **kwargs)
+            return None
+        except NotHandled as why:
+            log.debug("weightio: handing %s to %s (%s)", filepath, family, why)
+            return _original[family](model, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+    return dispatch
 
 
 def install() -> None:
-    """Makes Keras 3's ``Model.load_weights`` (and ``saving_api.load_weights``) use weightio;
-    what weightio cannot load goes to Keras's own loader."""
-    from keras.src.saving import saving_api
+    """Makes ``Model.load_weights`` of Keras 3 and of tf-keras (where installed) use
+    weightio; what weightio cannot load goes to Keras's own loader."""
+    import importlib
 
-    if "keras3" not in _original:
-        _original["keras3"] = saving_api.load_weights
-        saving_api.load_weights = _dispatch
+    for family, module_name in _TARGETS.items():
+        if family in _original:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        _original[family] = module.load_weights
+        module.load_weights = _dispatcher(family)
 
 
 def uninstall() -> None:
     """Restores Keras's own ``load_weights``."""
-    if "keras3" in _original:
-        from keras.src.saving import saving_api
+    import importlib
 
-        saving_api.load_weights = _original.pop("keras3")
+    for family in list(_original):
+        module = importlib.import_module(_TARGETS[family])
+        module.load_weights = _original.pop(family)
 
 
 def is_installed() -> bool:
-    return "keras3" in _original
+    return bool(_original)
 
 
 @contextlib.contextmanager

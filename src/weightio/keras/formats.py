@@ -91,6 +91,12 @@ class WeightSources:
     weight_map: dict[str, Any] | None = None  # sharded: store path -> shard file name(s)
     _keep: list[Any] = field(default_factory=list)  # mappings and archives kept open
 
+    def __enter__(self) -> WeightSources:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         for f in self.files.values():
             f.close()
