@@ -265,11 +265,18 @@ class H5File {
   // Reads whole datasets into new arrays, in parallel, without the GIL. `dtypes[i]` None
   // keeps the stored type; `sources[i]` non-empty reinterprets the stored elements
   // (e.g. "bfloat16" for Keras's 2-byte opaque bfloat16).
+  // `outs`, when given, holds for each item None or a C-contiguous writeable array of the
+  // dataset's shape to read into (converting to its dtype): e.g. a variable's own buffer.
   py::list read_many(const std::vector<uint64_t>& addresses, const std::vector<std::string>& names,
                      const std::vector<py::object>& dtypes, const std::vector<std::string>& sources,
-                     py::object threads) const {
+                     py::object threads, py::object outs = py::none()) const {
     size_t n = addresses.size();
     if (names.size() != n || dtypes.size() != n || sources.size() != n) throw std::invalid_argument("length mismatch");
+    std::vector<py::object> given(n, py::none());
+    if (!outs.is_none()) {
+      given = outs.cast<std::vector<py::object>>();
+      if (given.size() != n) throw std::invalid_argument("length mismatch");
+    }
     struct Job {
       std::shared_ptr<const hdf5::Dataset> ds;
       convert::ElementType from, to;
@@ -302,34 +309,48 @@ class H5File {
           j.reinterpret = true;
           j.from = convert::ElementType{convert::Kind::kBFloat16, 2, false};
         }
-        j.dtype = !dtypes[i].is_none() ? py::dtype::from_args(dtypes[i])
+        if (!given[i].is_none()) {
+          if (!py::isinstance<py::array>(given[i])) throw std::invalid_argument("outs items must be numpy arrays");
+          auto arr = py::reinterpret_borrow<py::array>(given[i]);
+          std::vector<uint64_t> dims = j.ds->space().dims;
+          check_output(arr, dims);
+          j.dtype = arr.dtype();
+        } else j.dtype = !dtypes[i].is_none() ? py::dtype::from_args(dtypes[i])
                   : j.reinterpret      ? bindings::dtype_of(j.from)
                                        : cached_dtype(j.ds->type().numpy_typestr(), dtype_cache);
         j.to = bindings::element_type_of(j.dtype);
         if (!convert::can_convert(j.from, j.to))
           throw Error("cannot convert " + j.from.typestr() + " to " + j.to.typestr());
         j.nbytes = static_cast<size_t>(j.ds->num_elements()) * static_cast<size_t>(j.dtype.itemsize());
-        if (j.nbytes < kSlabItemLimit) slab_bytes += align_up(j.nbytes);
+        if (j.nbytes < kSlabItemLimit && given[i].is_none()) slab_bytes += align_up(j.nbytes);
       } catch (const Error&) {
         rethrow_with_context(std::current_exception(), "'" + names[i] + "': ");
       }
     }
     // Pass 2: create the arrays (views into the slab, or arrays of their own).
-    std::vector<py::ssize_t> slab_shape{static_cast<py::ssize_t>(std::max<size_t>(slab_bytes, 1))};
+    std::vector<py::ssize_t> slab_shape{static_cast<py::ssize_t>(slab_bytes + 64)};
     py::array slab(py::dtype("uint8"), slab_shape);
-    uint8_t* slab_at = static_cast<uint8_t*>(slab.mutable_data());
+    uint8_t* slab_at = align64(static_cast<uint8_t*>(slab.mutable_data()));
     py::list results;
     for (size_t i = 0; i < n; ++i) {
       Job& j = jobs[i];
       std::vector<py::ssize_t> shape(j.ds->space().dims.begin(), j.ds->space().dims.end());
-      if (j.nbytes < kSlabItemLimit) {
+      if (!given[i].is_none()) {
+        auto arr = py::reinterpret_borrow<py::array>(given[i]);
+        j.out = static_cast<uint8_t*>(arr.mutable_data());
+        results.append(arr);
+      } else if (j.nbytes < kSlabItemLimit) {
         py::array arr(j.dtype, shape, std::vector<py::ssize_t>{}, slab_at, slab);
         j.out = slab_at;
         slab_at += align_up(j.nbytes);
         results.append(arr);
       } else {
-        py::array arr(j.dtype, shape);
-        j.out = static_cast<uint8_t*>(arr.mutable_data());
+        // 64-byte aligned, like the slabs: frameworks adopt such buffers without copying.
+        std::vector<py::ssize_t> raw_shape{static_cast<py::ssize_t>(j.nbytes + 64)};
+        py::array raw(py::dtype("uint8"), raw_shape);
+        uint8_t* aligned = align64(static_cast<uint8_t*>(raw.mutable_data()));
+        py::array arr(j.dtype, shape, std::vector<py::ssize_t>{}, aligned, raw);
+        j.out = aligned;
         results.append(arr);
       }
     }
@@ -360,6 +381,9 @@ class H5File {
   // Outputs smaller than this share slab allocations in read_many.
   static constexpr size_t kSlabItemLimit = 1u << 16;
   static size_t align_up(size_t n) { return (n + 63) & ~size_t{63}; }
+  static uint8_t* align64(uint8_t* p) {
+    return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
+  }
 
   static py::dtype cached_dtype(const std::string& typestr, std::map<std::string, py::dtype>& cache) {
     auto it = cache.find(typestr);
@@ -445,5 +469,29 @@ void register_hdf5(py::module_& m) {
       .def("read", &H5File::read, py::arg("address"), py::arg("out"), py::arg("start"), py::arg("count"),
            py::arg("source") = "")
       .def("read_many", &H5File::read_many, py::arg("addresses"), py::arg("names"), py::arg("dtypes"),
-           py::arg("sources"), py::arg("threads") = py::none());
+           py::arg("sources"), py::arg("threads") = py::none(), py::arg("outs") = py::none())
+      .def("datasets", [](const H5File& f, uint64_t start) {
+        // (path, address, shape, typestr, storage size, direct) of every dataset below `start`.
+        std::vector<hdf5::WalkEntry> entries;
+        {
+          py::gil_scoped_release release;
+          entries = f.file().walk(start, default_threads());
+        }
+        py::list out;
+        for (const auto& e : entries) {
+          if (e.kind != hdf5::ObjectKind::kDataset) continue;
+          auto ds = f.file().dataset(e.address);
+          // "direct": one allocated, in-bounds, unfiltered block, so reading it cannot fail.
+          bool direct = false;
+          try {
+            io::ByteSpan span;
+            ds->check_readable();
+            direct = ds->stored_span(&span);
+          } catch (const Error&) {
+          }
+          out.append(py::make_tuple(decode_name("/" + e.path), e.address, py::tuple(py::cast(ds->space().dims)),
+                                    ds->type().numpy_typestr(), problem_free_storage_size(*ds), direct));
+        }
+        return out;
+      });
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,18 +28,133 @@ class Recorder:
         self.pairs: list[tuple[Any, Any]] = []
 
     def apply(self, model: Any) -> int:
-        """Performs the recorded assignments; returns how many variables were assigned."""
-        from keras.src.backend.common import variables as kv
+        """Performs the recorded assignments; returns how many variables were assigned.
 
-        for variable, value in self.pairs:
-            kv.Variable.assign(variable, value)
-        assigned = {id(v) for v, _ in self.pairs}
+        Values still unread (``LazyArray``) are read now, in bulk: first those whose read can
+        fail (chunked, filtered) into new arrays, so a corrupt chunk changes nothing; then the
+        plain contiguous ones, on the numpy backend straight into the variables' memory."""
+        from .prefetch import LazyArray, read_lazy
+
+        pairs = self.pairs
+        uses = Counter(id(v) for v, _ in pairs)
+        pending = [i for i, (_, value) in enumerate(pairs) if isinstance(value, LazyArray) and value._array is None]
+        fallible = [i for i in pending if not pairs[i][1].direct]
+        read_lazy([pairs[i][1] for i in fallible], [None] * len(fallible), [_numpy_dtype(pairs[i][0]) for i in fallible])
+        direct = [i for i in pending if pairs[i][1].direct]
+        outs = [_in_place_target(pairs[i][0], pairs[i][1]) if uses[id(pairs[i][0])] == 1 else None for i in direct]
+        read_lazy(
+            [pairs[i][1] for i in direct],
+            outs,
+            [None if out is not None else _numpy_dtype(pairs[i][0]) for i, out in zip(direct, outs)],
+        )
+        done = {i for i, out in zip(direct, outs) if out is not None}
+        assign = _assigner()
+        for i, (variable, value) in enumerate(pairs):
+            if i not in done:
+                assign(variable, value.materialize() if isinstance(value, LazyArray) else value)
+        assigned = {id(v) for v, _ in pairs}
         # Some layers derive state from their variables when loaded (Normalization,
         # Discretization, lookup layers): redo that now that the values are in place.
         for layer in _all_layers(model):
             if hasattr(layer, "finalize_state") and any(id(v) in assigned for v in layer.variables):
                 layer.finalize_state()
         return len(assigned)
+
+
+def _numpy_dtype(variable: Any) -> Any:
+    """The numpy dtype of a Keras variable (bfloat16 via ml_dtypes)."""
+    from keras.src import backend
+
+    from ..file import _dtype
+
+    return _dtype(backend.standardize_dtype(variable.dtype))
+
+
+def _in_place_target(variable: Any, value: Any) -> np.ndarray | None:
+    """The variable's own array when the bytes may be read straight into it (numpy backend)."""
+    from keras.src import backend
+
+    if backend.backend() != "numpy":
+        return None
+    target = getattr(variable, "_value", None)
+    if (
+        isinstance(target, np.ndarray)
+        and target.shape == tuple(value.shape)
+        and target.flags.c_contiguous
+        and target.flags.writeable
+        and target.flags.owndata
+    ):
+        return target
+    return None
+
+
+def _assigner() -> Any:
+    """The fastest correct way to set a validated value on this backend's variables.
+
+    numpy: copy into the variable's own array (no new allocation; Keras would allocate a
+    new array twice). Other backends: Keras's own ``assign`` (one conversion, one copy).
+    """
+    from keras.src import backend
+    from keras.src.backend.common import variables as kv
+
+    keras_assign = kv.Variable.assign
+    name = backend.backend()
+    if name in ("tensorflow", "jax"):
+        return _zero_copy_assigner(name, keras_assign)
+    if name != "numpy":
+        return keras_assign
+
+    def assign_numpy(variable: Any, value: Any) -> None:
+        target = getattr(variable, "_value", None)
+        if (
+            isinstance(target, np.ndarray)
+            and isinstance(value, np.ndarray)
+            and target.shape == value.shape
+            and target.flags.writeable
+            and target.flags.owndata
+        ):
+            np.copyto(target, value, casting="unsafe")
+        else:
+            keras_assign(variable, value)
+
+    return assign_numpy
+
+
+def _zero_copy_assigner(name: str, keras_assign: Any) -> Any:
+    """TensorFlow and JAX adopt a 64-byte aligned numpy buffer through DLPack without a
+    copy; the variable then gets it through Keras's own ``_direct_assign``. (weightio's
+    arrays are fresh and private to this load, so nothing else ever writes to them.)"""
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        def adopt(value: np.ndarray) -> Any:
+            return tf.experimental.dlpack.from_dlpack(value.__dlpack__())
+
+    else:
+        import jax
+
+        def adopt(value: np.ndarray) -> Any:
+            return jax.dlpack.from_dlpack(value)
+
+    def assign(variable: Any, value: Any) -> None:
+        if (
+            isinstance(value, np.ndarray)
+            and value.size
+            and value.flags.c_contiguous
+            and value.flags.writeable
+            and value.ctypes.data % 64 == 0
+            and value.dtype == _numpy_dtype(variable)
+        ):
+            try:
+                tensor = adopt(value)
+            except Exception:  # noqa: BLE001 - a dtype DLPack cannot carry (bfloat16...)
+                keras_assign(variable, value)
+                return
+            variable._direct_assign(tensor)
+            return
+        keras_assign(variable, value)
+
+    return assign
 
 
 def _all_layers(model: Any) -> list[Any]:

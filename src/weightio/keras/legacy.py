@@ -9,7 +9,7 @@ from keras.src.legacy.saving import legacy_h5_format
 
 from ..file import File
 from .assign import patched, recording
-from .prefetch import Prefetched
+from .prefetch import Deferred
 from .safe import safe_group
 
 
@@ -19,7 +19,14 @@ def load(model: Any, file: File, by_name: bool, skip_mismatch: bool, threads: in
     group: Any = file
     if "layer_names" not in file.attrs and "model_weights" in file:
         group = safe_group(file, "model_weights")
-    prefetched = Prefetched(file, threads)
+    # Keras's legacy loaders only look at a weight's shape and assign it: the bytes are read
+    # at the end, in bulk, straight to their destination (see prefetch.Deferred).
+    deferred = Deferred(file, threads)
+
+    def load_subset(layer_group: Any) -> list[Any]:
+        names = legacy_h5_format.load_attributes_from_hdf5_group(layer_group, "weight_names")
+        return [deferred.dataset(layer_group, name) for name in names]
+
     loader = (
         legacy_h5_format.load_weights_from_hdf5_group_by_name
         if by_name
@@ -28,7 +35,7 @@ def load(model: Any, file: File, by_name: bool, skip_mismatch: bool, threads: in
     with patched(
         legacy_h5_format,
         safe_get_h5_group=safe_group,
-        safe_get_h5_dataset=prefetched.dataset,
+        load_subset_weights_from_hdf5_group=load_subset,
     ), recording() as recorder:
         loader(group, model, skip_mismatch)
     return recorder.apply(model)

@@ -3,14 +3,17 @@ Keras's own traversal (``saving_lib._load_state``) over a store backed by weight
 
 from __future__ import annotations
 
+import contextlib
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from keras.src.saving import saving_lib
 
 from ..file import Group
-from .assign import recording
+from .assign import patched, recording
 from .formats import WeightSources
-from .prefetch import Prefetched
+from .prefetch import Deferred, LazyArray, Prefetched
 from .safe import safe_group
 
 
@@ -18,14 +21,19 @@ class WeightioStore(saving_lib.H5IOStore):
     """What ``H5IOStore``/``ShardedH5IOStore`` give ``_load_state`` in read mode: ``get(path)``
     selects the ``<path>/vars`` group(s); the store then acts as a dict of their arrays."""
 
-    def __init__(self, sources: WeightSources, threads: int | None = None) -> None:  # noqa: D107
+    def __init__(self, sources: WeightSources, threads: int | None = None, deferred: bool = False) -> None:
         # H5IOStore.__init__ opens an h5py file: not called on purpose.
         self.mode = "r"
         self.archive = None
         self.io_file = None
         self.sources = sources
-        self.prefetched = {name: Prefetched(f, threads) for name, f in sources.files.items()}
-        self._entries: list[tuple[Prefetched, Group]] = []
+        reader = Deferred if deferred else Prefetched
+        self.prefetched = {name: reader(f, threads) for name, f in sources.files.items()}
+        self._entries: list[tuple[Any, Group]] = []
+        # Whether values may be handed out unread (LazyArray): only to objects known to
+        # do nothing with them but assign them (see load()).
+        self.lazy_ok = False
+        self.handed: list[int] = []  # ids of values handed out (to learn which objects are pure)
 
     def __bool__(self) -> bool:
         return True
@@ -87,7 +95,11 @@ class WeightioStore(saving_lib.H5IOStore):
     def __getitem__(self, key: str) -> Any:
         for pre, group in self._entries:
             if key in group:
-                return pre.dataset(group, key)
+                value = pre.dataset(group, key)
+                if isinstance(value, LazyArray) and not self.lazy_ok:
+                    value = value.materialize()
+                self.handed.append(id(value))
+                return value
         raise KeyError(key)
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -103,11 +115,24 @@ def load(model: Any, sources: WeightSources, skip_mismatch: bool, objects_to_ski
             "Try building the model first by calling it on some data or "
             "by using `build()`."
         )
+    plan = _PLANS.get(model) if objects_to_skip is None else None
+    if plan is not None and plan.signature == _signature(model):
+        try:
+            store = WeightioStore(sources, threads, deferred=True)
+            with recording() as recorder:
+                for (saveable, inner_path), pure in zip(plan.steps, plan.pure):
+                    store.lazy_ok = pure
+                    saveable.load_own_variables(store.get(inner_path))
+            return recorder.apply(model)
+        except Exception:  # noqa: BLE001 - Keras's own traversal below reports it exactly
+            pass
     store = WeightioStore(sources, threads)
     failed: set[int] = set()
     visited = {id(o) for o in objects_to_skip} if objects_to_skip is not None else set()
     errors: dict[int, Any] = {}
-    with recording() as recorder:
+    steps: list[tuple[Any, str]] = []
+    handed: list[list[int]] = []
+    with recording() as recorder, _observing(steps, store, handed):
         saving_lib._load_state(
             model,
             weights_store=store,
@@ -120,4 +145,52 @@ def load(model: Any, sources: WeightSources, skip_mismatch: bool, objects_to_ski
         )
         if failed:
             saving_lib._raise_loading_failure(errors, warn_only=skip_mismatch)
+    if not failed and objects_to_skip is None:
+        # An object is "pure" when every value it was handed went straight into an assign.
+        assigned = {id(value) for _, value in recorder.pairs}
+        pure = [all(i in assigned for i in ids) for ids in handed]
+        _PLANS[model] = _Plan(_signature(model), steps, pure)
     return recorder.apply(model)
+
+
+# -- the traversal plan ---------------------------------------------------------------------
+# Keras's traversal (``_walk_saveable`` over ``dir()`` of every object) costs far more than
+# reading the weights. Its result depends only on the model's structure, so after one
+# successful load weightio remembers which objects loaded their variables from which store
+# path, and replays exactly those ``load_own_variables`` calls while the structure is
+# unchanged. Any error in a replay falls back to Keras's full traversal, which reports it.
+
+
+class _Plan:
+    def __init__(self, signature: tuple[Any, ...], steps: list[tuple[Any, str]], pure: list[bool]) -> None:
+        self.signature = signature
+        self.steps = steps
+        self.pure = pure
+
+
+_PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
+
+
+def _signature(model: Any) -> tuple[Any, ...]:
+    """Identity of every layer and variable, and of the optimizer: what the plan relies on."""
+    layers = tuple(id(layer) for layer in model._flatten_layers(include_self=True, recursive=True))
+    variables = tuple(id(v) for v in model.variables)
+    return (layers, variables, id(getattr(model, "optimizer", None)))
+
+
+@contextlib.contextmanager
+def _observing(steps: list[tuple[Any, str]], store: WeightioStore, handed: list[list[int]]) -> Iterator[None]:
+    """Records, in order, each (object, path) whose ``load_own_variables`` Keras calls, and
+    the ids of the values the store hands each of them."""
+    original = saving_lib._load_state
+
+    def observed(saveable: Any, weights_store: Any, assets_store: Any, inner_path: str, **kw: Any) -> Any:
+        visited = kw.get("visited_saveables")
+        if not (visited and id(saveable) in visited) and hasattr(saveable, "load_own_variables"):
+            steps.append((saveable, inner_path))
+            store.handed = []
+            handed.append(store.handed)
+        return original(saveable, weights_store, assets_store, inner_path, **kw)
+
+    with patched(saving_lib, _load_state=observed):
+        yield
