@@ -23,7 +23,17 @@ from typing import Any
 
 from .formats import Format, open_sources, sniff
 
-__all__ = ["Format", "LoadReport", "install", "installed", "is_installed", "load_weights", "sniff", "uninstall"]
+__all__ = [
+    "Format",
+    "LoadReport",
+    "install",
+    "installed",
+    "is_installed",
+    "load_model",
+    "load_weights",
+    "sniff",
+    "uninstall",
+]
 
 log = logging.getLogger("weightio")
 
@@ -116,6 +126,15 @@ def _load_tf_keras(
         (file,) = sources.files.values()
         assigned = tf_keras.load(model, file, bool(by_name), skip_mismatch, threads)
     return LoadReport(path, fmt, assigned, time.perf_counter() - start)
+
+
+def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, safe_mode: bool = True) -> Any:
+    """Like ``keras.saving.load_model``: the model is built from the config stored in the
+    file (never unpickled), and its weights and optimizer state are read by weightio
+    (``.keras`` archives and legacy full-model ``.h5``; other files go to Keras)."""
+    from .model import load_model as _load_model
+
+    return _load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
 # -- install(): make model.load_weights use weightio --------------------------------------
