@@ -1,6 +1,8 @@
 // Maps the core's C++ exceptions onto weightio's Python exceptions (weightio/errors.py).
 #include <pybind11/pybind11.h>
 
+#include <cstring>
+
 #include "io/errors.h"
 
 namespace py = pybind11;
@@ -9,7 +11,11 @@ namespace {
 // Raises weightio.errors.<name>(message); the classes live in Python so users can catch them.
 void raise_weightio(const char* name, const char* message) {
   py::object cls = py::module_::import("weightio.errors").attr(name);
-  PyErr_SetObject(cls.ptr(), py::str(message).ptr());
+  // Messages quote names and link targets from the file, which need not be valid UTF-8.
+  PyObject* text = PyUnicode_DecodeUTF8(message, static_cast<py::ssize_t>(std::strlen(message)), "backslashreplace");
+  if (!text) return;  // the decode error stays set
+  PyErr_SetObject(cls.ptr(), text);
+  Py_DECREF(text);
 }
 }  // namespace
 

@@ -321,7 +321,10 @@ class H5File {
         j.to = bindings::element_type_of(j.dtype);
         if (!convert::can_convert(j.from, j.to))
           throw Error("cannot convert " + j.from.typestr() + " to " + j.to.typestr());
-        j.nbytes = static_cast<size_t>(j.ds->num_elements()) * static_cast<size_t>(j.dtype.itemsize());
+        const uint64_t count = j.ds->num_elements(), itemsize = static_cast<uint64_t>(j.dtype.itemsize());
+        if (itemsize != 0 && count > (uint64_t{1} << 62) / itemsize)
+          throw Error("the result would take more than 2^62 bytes as " + std::string(py::str(j.dtype)));
+        j.nbytes = static_cast<size_t>(count * itemsize);
         if (j.nbytes < kSlabItemLimit && given[i].is_none()) slab_bytes += align_up(j.nbytes);
       } catch (const Error&) {
         rethrow_with_context(std::current_exception(), "'" + names[i] + "': ");

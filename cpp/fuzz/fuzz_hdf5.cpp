@@ -48,7 +48,19 @@ void read_dataset(const hdf5::File& file, uint64_t address) {
   ds->check_readable();
   const convert::ElementType from = ds->stored_type();
   const uint64_t n = ds->num_elements();
-  if (from.size == 0 || n > kMaxReadBytes / from.size) return;
+  if (from.size == 0 || from.size > kMaxReadBytes) return;
+  if (n > kMaxReadBytes / from.size) {
+    // Too big to read whole: single elements (first, middle, last). A size computation
+    // that wraps would read outside the file right here.
+    if (space.kind != hdf5::Dataspace::Kind::kSimple || n == 0) return;
+    std::vector<uint8_t> one(from.size);
+    for (int pick = 0; pick < 3; ++pick) {
+      std::vector<uint64_t> start, count(space.dims.size(), 1);
+      for (uint64_t d : space.dims) start.push_back(pick == 0 ? 0 : pick == 1 ? d / 2 : d - 1);
+      guarded([&] { ds->read(start, count, one.data(), from); });
+    }
+    return;
+  }
 
   std::vector<uint8_t> out(static_cast<size_t>(n * from.size) + 1);
   guarded([&] { ds->read_all(out.data(), from); });

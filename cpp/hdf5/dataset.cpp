@@ -31,8 +31,9 @@ Dataset::Dataset(const Context& ctx, const ObjectHeader& header) : ctx_(ctx), ad
   // Hardening: elements * element size must not wrap. It did for hostile extents, and
   // stored_span() then bounds-checked a wrapped (small) size and the copy read past the
   // file; the bindings size output buffers with the same product. numpy cannot hold more
-  // than 2^63 - 1 bytes either.
-  if (type_.size != 0 && space_.num_elements() > uint64_t{INT64_MAX} / type_.size)
+  // than 2^63 - 1 bytes either, and checks the product of the nonzero dimensions (so a
+  // (2^62, 0) float32 array is refused too).
+  if (!space_.fits_numpy(type_.size))
     throw FormatError("dataset is larger than 2^63 bytes", ctx.absolute(address_, "dataset"));
 }
 
@@ -52,7 +53,7 @@ convert::ElementType Dataset::stored_type() const {
       break;
     case DataType::Class::kString:
     case DataType::Class::kOpaque:
-      if (t.size == 0) break;
+      if (t.size == 0 || t.size > INT32_MAX) break;  // hardening: numpy's itemsize limit
       return {Kind::kRaw, t.size, false};
     default:
       break;
@@ -162,8 +163,10 @@ const std::vector<ChunkRecord>& Dataset::chunks() const {
     for (uint64_t c : grid.chunk) grid.chunk_bytes *= c;
     grid.filtered = !pipeline_.filters.empty();
     std::vector<ChunkRecord> found = collect_chunks(ctx_, layout_, grid);
-    // Hardening: cached for the life of the dataset; see Context::charge.
-    ctx_.charge(found.size() * (sizeof(ChunkRecord) + 8 * grid.chunk.size() + 64), "chunk indexes");
+    // Hardening: cached for the life of the dataset; see Context::charge. (The implicit
+    // index charged its records before building them.)
+    if (layout_.index != Layout::Index::kImplicit)
+      ctx_.charge(found.size() * (sizeof(ChunkRecord) + 8 * grid.chunk.size() + 64), "chunk indexes");
     // Keep only chunks aligned to the grid and inside the dataset, each offset once:
     // the fill logic counts chunks, so a hostile duplicate must not hide a missing one.
     std::set<std::vector<uint64_t>> seen;

@@ -32,6 +32,8 @@ AttributeMessage parse_attribute(const Context& ctx, io::Cursor c) {
   a.space = parse_dataspace(ctx, io::Cursor(c.take_span(space_size), space_at));
   if (pad) c.skip(padded8(space_size) - space_size);
   uint64_t n = a.space.num_elements();
+  // Hardening: as for datasets, an extent numpy cannot represent (e.g. (2^62, 0)).
+  if (!a.space.fits_numpy(a.type.size)) c.fail("attribute '" + a.name + "' is larger than 2^63 bytes");
   if (a.type.size != 0 && n > c.remaining() / a.type.size) c.fail("attribute '" + a.name + "' data runs past its message");
   a.data_offset = c.file_offset();
   a.data = c.take_span(n * a.type.size);

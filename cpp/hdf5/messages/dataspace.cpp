@@ -12,6 +12,16 @@ uint64_t Dataspace::num_elements() const {
   return n;
 }
 
+bool Dataspace::fits_numpy(uint64_t element_size) const {
+  uint64_t bytes = element_size == 0 ? 1 : element_size;
+  for (uint64_t d : dims) {
+    if (d == 0) continue;
+    if (bytes > uint64_t{INT64_MAX} / d) return false;
+    bytes *= d;
+  }
+  return true;
+}
+
 Dataspace parse_dataspace(const Context& ctx, io::Cursor c) {
   Dataspace ds;
   unsigned version = c.u8();

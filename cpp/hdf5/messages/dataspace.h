@@ -16,6 +16,9 @@ struct Dataspace {
   static constexpr uint64_t kUnlimited = UINT64_MAX;
   // Number of elements (1 for scalar, 0 for null); overflow is a FormatError.
   uint64_t num_elements() const;
+  // Hardening: true when the product of the nonzero dimensions times `element_size` is at
+  // most 2^63 - 1, as numpy requires of an array's shape.
+  bool fits_numpy(uint64_t element_size) const;
 };
 
 Dataspace parse_dataspace(const Context& ctx, io::Cursor c);

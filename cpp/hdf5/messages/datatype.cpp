@@ -89,6 +89,10 @@ void parse_enum(const Context& ctx, io::Cursor& c, DataType& t, unsigned version
   std::vector<uint64_t> values;
   const DataType& b = *t.base;
   if (b.cls != DataType::Class::kFixedPoint || b.size == 0 || b.size > 8) c.fail("enum base type is not an integer");
+  // Hardening: the enum's elements are its base integers. A size that differs made the
+  // numpy type (the base's) disagree with the stored element stride: attribute values
+  // failed to reshape in Python (ValueError) and datasets were read with the wrong stride.
+  if (t.size != b.size) c.fail("enum size differs from its base type size");
   for (unsigned i = 0; i < count; ++i) {
     const uint8_t* p = c.take(b.size);
     uint64_t v = 0;
@@ -214,10 +218,11 @@ std::string DataType::numpy_typestr() const {
     case Class::kEnum:
       if (is_bool) return "|b1";
       return base ? base->numpy_typestr() : "";
+    // Hardening: numpy's itemsize is a C int; "|S4294967295" raised TypeError in Python.
     case Class::kString:
-      return "|S" + std::to_string(size);
+      return size > INT32_MAX ? "" : "|S" + std::to_string(size);
     case Class::kOpaque:
-      return "|V" + std::to_string(size);
+      return size > INT32_MAX ? "" : "|V" + std::to_string(size);
     default:
       return "";
   }
