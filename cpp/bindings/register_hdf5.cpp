@@ -188,15 +188,15 @@ class H5File {
     for (const auto& a : attrs) {
       py::tuple shape = py::cast(a.space.dims);
       if (a.space.kind == hdf5::Dataspace::Kind::kNull) {
-        out.append(py::make_tuple(py::bytes(a.name), "null", a.vlen_string ? "O" : a.type.numpy_typestr(), shape,
+        out.append(py::make_tuple(decode_name(a.name), "null", a.vlen_string ? "O" : a.type.numpy_typestr(), shape,
                                   py::none()));
       } else if (a.vlen_string) {
-        py::list strings;
-        for (const auto& s : a.strings) strings.append(py::bytes(s));
-        out.append(py::make_tuple(py::bytes(a.name), a.type.charset == 1 ? "vstr-utf8" : "vstr-ascii", "O", shape,
+        py::list strings;  // decoded here: h5py returns str for variable-length string attributes
+        for (const auto& s : a.strings) strings.append(decode_name(s));
+        out.append(py::make_tuple(decode_name(a.name), a.type.charset == 1 ? "vstr-utf8" : "vstr-ascii", "O", shape,
                                   strings));
       } else {
-        out.append(py::make_tuple(py::bytes(a.name), "raw", a.type.numpy_typestr(), shape,
+        out.append(py::make_tuple(decode_name(a.name), "raw", a.type.numpy_typestr(), shape,
                                   py::bytes(reinterpret_cast<const char*>(a.raw.data()), a.raw.size())));
       }
     }
@@ -492,8 +492,13 @@ void register_hdf5(py::module_& m) {
             direct = ds->stored_span(&span);
           } catch (const Error&) {
           }
-          out.append(py::make_tuple(decode_name("/" + e.path), e.address, py::tuple(py::cast(ds->space().dims)),
-                                    ds->type().numpy_typestr(), problem_free_storage_size(*ds), direct));
+          // Keras's "shape bomb" rule needs the stored size only for datasets declaring > 4 GiB.
+          uint64_t declared = ds->num_elements() * ds->type().size;
+          uint64_t stored = declared > (uint64_t{1} << 32) ? problem_free_storage_size(*ds) : declared;
+          py::tuple shape(ds->space().dims.size());
+          for (size_t d = 0; d < ds->space().dims.size(); ++d) shape[d] = py::int_(ds->space().dims[d]);
+          out.append(py::make_tuple(decode_name("/" + e.path), e.address, shape, ds->type().numpy_typestr(), stored,
+                                    direct));
         }
         return out;
       });

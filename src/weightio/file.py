@@ -29,10 +29,6 @@ _FILTER_COMPRESSION = {1: "gzip", 4: "szip", 32000: "lzf"}
 _STR_NULLTERM, _STR_SPACEPAD = 0, 2
 
 
-def _decode(name: bytes) -> str:
-    return name.decode("utf-8", "surrogateescape")
-
-
 def _enc(name: str) -> bytes:
     """A name as the file stores it (bytes); undecodable bytes round-trip via surrogates."""
     return name.encode("utf-8", "surrogateescape")
@@ -106,12 +102,11 @@ class ExternalLink:
 def _attribute_value(kind: str, typestr: str, shape: tuple[int, ...], payload: Any) -> Any:
     if kind == "null":
         return Empty(typestr)
-    if kind.startswith("vstr"):
-        strings = [_decode(s) for s in payload]
+    if kind.startswith("vstr"):  # the core decoded them already
         if not shape:
-            return strings[0]
-        out = np.empty(len(strings), dtype=object)
-        out[:] = strings
+            return payload[0]
+        out = np.empty(len(payload), dtype=object)
+        out[:] = payload
         return out.reshape(shape)
     # (the core already rewrote NULLTERM/SPACEPAD strings the way HDF5 converts them)
     arr = np.frombuffer(payload, dtype=np.dtype(typestr)).copy().reshape(shape)
@@ -121,16 +116,19 @@ def _attribute_value(kind: str, typestr: str, shape: tuple[int, ...], payload: A
 class _Object:
     """What groups and datasets share: the file, the address, the path and the attributes."""
 
-    __slots__ = ("_addr", "file", "name")
+    __slots__ = ("_addr", "_attrs", "file", "name")
 
     def __init__(self, file: File, addr: int, name: str) -> None:
         self.file = file
         self._addr = addr
         self.name = name
+        self._attrs: AttributeManager | None = None
 
     @property
     def attrs(self) -> AttributeManager:
-        return AttributeManager(self)
+        if self._attrs is None:
+            self._attrs = AttributeManager(self)
+        return self._attrs
 
     @property
     def parent(self) -> Group:
@@ -161,9 +159,9 @@ class AttributeManager:
         if self._values is None:
             obj = self._obj
             try:
-                raw = obj.file._call(obj.name, obj.file._core.attributes, obj._addr)
+                raw = obj.file._raw_attributes(obj.name, obj._addr)
                 self._values = {
-                    _decode(name): _attribute_value(kind, typestr, tuple(shape), payload)
+                    name: _attribute_value(kind, typestr, tuple(shape), payload)
                     for name, kind, typestr, shape, payload in raw
                 }
             except UnsupportedFeatureError as exc:
@@ -270,6 +268,14 @@ class Group(_Object):
             return self[name]
         except KeyError:
             return default
+
+    def _child(self, name: str) -> tuple[str, Group | Dataset | None]:
+        """The link ``name`` of this group (one component): its kind ("hard", "soft",
+        "external") and, for a hard link, the object. KeyError if there is none."""
+        _, kind, addr, _, _ = self.file._call(_join(self.name, name), self.file._core.link, self._addr, _enc(name))
+        if kind != "hard":
+            return kind, None
+        return kind, self.file._object(addr, _join(self.name, name))
 
     def visit(self, func: Callable[[str], Any]) -> Any:
         for path, _, _ in self._walk():
@@ -519,7 +525,7 @@ def _basic_selection(key: Any, shape: tuple[int, ...]) -> tuple[list[int], list[
 class File(Group):
     """An HDF5 file opened read-only with the native reader, like ``h5py.File(path, "r")``."""
 
-    __slots__ = ("__weakref__", "_buffer", "_core", "_fallback_enabled", "_h5", "_mapping", "filename")
+    __slots__ = ("__weakref__", "_attr_cache", "_buffer", "_core", "_fallback_enabled", "_h5", "_mapping", "filename")
 
     def __init__(
         self,
@@ -545,6 +551,7 @@ class File(Group):
         except Error as exc:
             raise with_context(exc, self.filename) from None
         self._mapping = self._core.mapping()
+        self._attr_cache: dict[int, Any] = {}
         super().__init__(self, self._core.root, "/")
 
     # -- internals shared by the object classes -----------------------------------------
@@ -555,6 +562,13 @@ class File(Group):
             return fn(*args)
         except Error as exc:
             raise with_context(exc, self.filename, name) from None
+
+    def _raw_attributes(self, name: str, addr: int) -> Any:
+        """The decoded attribute records of an object (immutable; cached per object)."""
+        raw = self._attr_cache.get(addr)
+        if raw is None:
+            raw = self._attr_cache[addr] = self._call(name, self._core.attributes, addr)
+        return raw
 
     def _object(self, addr: int, path: str) -> Group | Dataset:
         kind = self._call(path, self._core.kind, addr)

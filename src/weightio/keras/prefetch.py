@@ -12,6 +12,7 @@ own memory: one copy from the page cache to the destination.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,7 @@ class LazyArray:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     def materialize(self) -> np.ndarray:
         if self._array is None:
@@ -113,7 +114,7 @@ class Deferred:
             dtype = np.dtype(typestr)
             if typestr == "|V2" and file._core.is_tagged_bfloat16(address):
                 dtype = _dtype("bfloat16")
-            declared = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            declared = math.prod(shape) * dtype.itemsize
             if declared > BOMB_FLOOR_BYTES and declared > MAX_EXPANSION * stored:
                 continue  # the safe path raises Keras's error if Keras asks for it
             self.index[path] = LazyArray(self, path, address, tuple(shape), dtype, direct)

@@ -24,11 +24,18 @@ def safe_group(parent: Any, name: str) -> Any:
     for part in name.split("/"):
         if not part:
             raise ValueError(f"Invalid path in H5 file: {name}")
-        if part not in current:
-            raise KeyError(name)
-        if isinstance(current, Group):
-            _refuse_links(current, part)
-        current = current[part]
+        if not isinstance(current, Group):  # Keras's empty-dict case
+            if part not in current:
+                raise KeyError(name)
+            current = current[part]
+        else:
+            try:
+                kind, child = current._child(part)
+            except KeyError:
+                raise KeyError(name) from None
+            if kind != "hard":
+                raise ValueError(f"Not allowed: H5 file with {'SoftLink' if kind == 'soft' else 'ExternalLink'}")
+            current = child
         if not isinstance(current, Group):
             raise ValueError(f"Invalid H5 file, expected Group but received {type(current)}")
     return current

@@ -1,0 +1,130 @@
+"""Keras benchmark: ``model.load_weights`` by Keras itself vs ``weightio.keras.load_weights``.
+
+Keras picks its backend when first imported, so each backend runs in its own process:
+``python -m weightio.bench_keras --backend numpy --json`` prints one backend's results, and
+``run(backends)`` (used by ``weightio bench``) starts one such process per backend.
+
+Models (no downloads): ResNet50 from ``keras.applications`` (``weights=None``) and a model of
+2,500 BatchNormalization layers (10,000 variables). Files: Keras 3 ``.weights.h5`` and the
+legacy HDF5 layout, both written by Keras. Times are medians of warm runs; the ratio is
+Keras's median over weightio's, measured in the same process on the same file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+DEFAULT_BACKENDS = ("numpy", "tensorflow", "jax")
+
+
+def _bn_model(keras: Any, n: int = 2500) -> Any:
+    inputs = keras.Input((64,))
+    x = inputs
+    for _ in range(n):
+        x = keras.layers.BatchNormalization()(x)
+    return keras.Model(inputs, x)
+
+
+def _median_ms(fn: Any, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def bench_backend(workdir: str, repeat: int) -> list[dict[str, Any]]:
+    """Times both loaders on both models and formats with the current backend."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    import weightio.keras as wk
+
+    results = []
+    for name, build, reps in (("resnet50", lambda: keras.applications.ResNet50(weights=None), repeat),
+                              ("bn2500", lambda: _bn_model(keras), max(3, repeat // 2))):
+        model = build()
+        files = {
+            ".weights.h5": os.path.join(workdir, f"{name}_{keras.backend.backend()}.weights.h5"),
+            "legacy .h5": os.path.join(workdir, f"{name}_{keras.backend.backend()}_legacy.h5"),
+        }
+        model.save_weights(files[".weights.h5"])
+        with h5py.File(files["legacy .h5"], "w") as f:
+            legacy_h5_format.save_weights_to_hdf5_group(f, model)
+        for fmt, path in files.items():
+            model.load_weights(path)  # warm-up (page cache, first-call costs) for both
+            wk.load_weights(model, path)
+            keras_ms = _median_ms(lambda: model.load_weights(path), reps)
+            weightio_ms = _median_ms(lambda: wk.load_weights(model, path), reps)
+            results.append({
+                "backend": keras.backend.backend(), "model": name, "format": fmt,
+                "variables": len(model.weights), "keras_ms": keras_ms, "weightio_ms": weightio_ms,
+                "speedup": keras_ms / weightio_ms,
+            })
+    return results
+
+
+def run(backends: tuple[str, ...] = DEFAULT_BACKENDS, repeat: int = 5, workdir: str | None = None) -> list[dict[str, Any]]:
+    """One subprocess per backend; backends that cannot be imported are reported as such."""
+    workdir = workdir or tempfile.mkdtemp(prefix="weightio-bench-keras-")
+    rows: list[dict[str, Any]] = []
+    for backend in backends:
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        proc = subprocess.run(
+            [sys.executable, "-m", "weightio.bench_keras", "--backend", backend, "--json", "--repeat", str(repeat),
+             "--workdir", workdir],
+            env=env, capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            rows.append({"backend": backend, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]})
+            continue
+        rows.extend(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| backend | model | file | variables | Keras load_weights | weightio | speedup |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['backend']} | - | - | - | - | - | not run: {r['error']} |")
+            continue
+        lines.append(
+            f"| {r['backend']} | {r['model']} | {r['format']} | {r['variables']} | {r['keras_ms']:.0f} ms "
+            f"| {r['weightio_ms']:.1f} ms | {r['speedup']:.1f}x |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m weightio.bench_keras", description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", help="run in this process with this backend (set KERAS_BACKEND too)")
+    parser.add_argument("--backends", default=",".join(DEFAULT_BACKENDS), help="comma-separated, one process each")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--workdir")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.backend:
+        os.environ.setdefault("KERAS_BACKEND", args.backend)
+        workdir = args.workdir or tempfile.mkdtemp(prefix="weightio-bench-keras-")
+        rows = bench_backend(workdir, args.repeat)
+    else:
+        rows = run(tuple(b for b in args.backends.split(",") if b), args.repeat, args.workdir)
+    print(json.dumps(rows) if args.json else format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
