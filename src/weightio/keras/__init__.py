@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..file import _gc_paused
 from .formats import Format, open_sources, sniff
 
 __all__ = [
@@ -94,7 +95,9 @@ def load_weights(
     if fmt is Format.KERAS_ZIP and objects_to_skip is not None:
         raise ValueError(f"`objects_to_skip` only supports loading '.weights.h5' files.Received: {filepath}")
 
-    with open_sources(path, fmt) as sources:
+    # Loading makes many small objects while Keras's model (thousands of tracked objects)
+    # is alive: pause the cyclic collector instead of letting it rescan the model.
+    with open_sources(path, fmt) as sources, _gc_paused():
         if fmt is Format.LEGACY_H5:
             from . import legacy
 
@@ -122,7 +125,7 @@ def _load_tf_keras(
     fmt = sniff(path)
     if fmt is not Format.LEGACY_H5:
         raise NotHandled(f"{path}: tf-keras {fmt.value} files are loaded by tf-keras itself")
-    with open_sources(path, fmt) as sources:
+    with open_sources(path, fmt) as sources, _gc_paused():
         (file,) = sources.files.values()
         assigned = tf_keras.load(model, file, bool(by_name), skip_mismatch, threads)
     return LoadReport(path, fmt, assigned, time.perf_counter() - start)
