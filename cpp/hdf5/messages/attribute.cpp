@@ -41,17 +41,7 @@ AttributeMessage parse_attribute(const Context& ctx, io::Cursor c) {
 }
 
 DenseStorageInfo parse_attribute_info(const Context& ctx, io::Cursor c) {
-  DenseStorageInfo info;
-  unsigned version = c.u8();
-  if (version != 0) c.fail("unsupported attribute info version " + std::to_string(version));
-  uint8_t flags = c.u8();
-  info.creation_order_tracked = flags & 0x01;
-  info.creation_order_indexed = flags & 0x02;
-  if (flags & 0x01) c.skip(2);  // maximum creation index
-  info.heap_address = ctx.read_offset(c);
-  info.name_index_address = ctx.read_offset(c);
-  if (flags & 0x02) info.order_index_address = ctx.read_offset(c);
-  return info;
+  return parse_dense_storage_info(ctx, c, 2, "attribute info");
 }
 
 }  // namespace weightio::hdf5

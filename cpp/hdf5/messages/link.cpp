@@ -43,18 +43,22 @@ Link parse_link(const Context& ctx, io::Cursor c) {
   return l;
 }
 
-DenseStorageInfo parse_link_info(const Context& ctx, io::Cursor c) {
+DenseStorageInfo parse_dense_storage_info(const Context& ctx, io::Cursor c, unsigned max_index_size, const char* what) {
   DenseStorageInfo info;
   unsigned version = c.u8();
-  if (version != 0) c.fail("unsupported link info version " + std::to_string(version));
+  if (version != 0) c.fail(std::string("unsupported ") + what + " version " + std::to_string(version));
   uint8_t flags = c.u8();
   info.creation_order_tracked = flags & 0x01;
   info.creation_order_indexed = flags & 0x02;
-  if (flags & 0x01) c.skip(8);  // maximum creation index
+  if (flags & 0x01) c.skip(max_index_size);  // maximum creation index
   info.heap_address = ctx.read_offset(c);
   info.name_index_address = ctx.read_offset(c);
   if (flags & 0x02) info.order_index_address = ctx.read_offset(c);
   return info;
+}
+
+DenseStorageInfo parse_link_info(const Context& ctx, io::Cursor c) {
+  return parse_dense_storage_info(ctx, c, 8, "link info");
 }
 
 }  // namespace weightio::hdf5

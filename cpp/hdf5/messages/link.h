@@ -30,6 +30,9 @@ struct DenseStorageInfo {
   bool dense() const { return heap_address != io::kUndefinedAddress; }
 };
 
+// The Link Info and Attribute Info messages share this layout; they differ in the width of
+// the maximum creation index (8 and 2 bytes).
+DenseStorageInfo parse_dense_storage_info(const Context& ctx, io::Cursor c, unsigned max_index_size, const char* what);
 DenseStorageInfo parse_link_info(const Context& ctx, io::Cursor c);
 
 }  // namespace weightio::hdf5
