@@ -6,6 +6,7 @@ namespace py = pybind11;
 void register_errors(py::module_& m);
 void register_hdf5(py::module_& m);
 void register_convert(py::module_& m);
+void register_tfckpt(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "weightio's native core: an HDF5 reader without libhdf5, and bulk conversion kernels";
@@ -14,4 +15,6 @@ PYBIND11_MODULE(_core, m) {
   register_hdf5(hdf5);
   auto convert = m.def_submodule("convert", "Element conversion kernels");
   register_convert(convert);
+  auto tfckpt = m.def_submodule("tfckpt", "Native TensorFlow checkpoint (tensor bundle) reader");
+  register_tfckpt(tfckpt);
 }
