@@ -808,10 +808,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--workdir", default=None,
                     help="where generated files and .safetensors copies are cached "
                     "(default $WEIGHTIO_BENCH_DIR or <tmp>/weightio-bench)")
+    ap.add_argument("--keras", default=None, metavar="BACKENDS",
+                    help="also time Keras's load_weights against weightio.keras on these Keras "
+                    "backends (comma-separated, one process each; default: numpy,tensorflow,jax "
+                    "when no files are given and keras is installed; 'none' to skip)")
     args = ap.parse_args(argv)
     run(args.files, repeat=args.repeat, threads=args.threads, json=args.json,
         cold=args.cold, workdir=args.workdir)
+    run_keras(args.keras, bool(args.files), args.repeat, args.json)
     return 0
+
+
+def run_keras(option: Optional[str], files_given: bool, repeat: int, json: bool) -> List[Dict[str, Any]]:
+    """The Keras part of the benchmark (see ``weightio.bench_keras``), when asked for or when
+    generating files with keras installed; prints its table and returns its rows."""
+    backends = _keras_backends(option, files_given)
+    if not backends:
+        return []
+    from . import bench_keras
+
+    _log(f"Keras load_weights on {', '.join(backends)} (one process per backend) ...")
+    rows = bench_keras.run(backends, repeat=max(3, repeat // 2))
+    print(_json.dumps(rows) if json else "\n" + bench_keras.format_table(rows))
+    return rows
+
+
+def _keras_backends(option: Optional[str], files_given: bool) -> Tuple[str, ...]:
+    if option is None:
+        import importlib.util
+
+        if files_given or importlib.util.find_spec("keras") is None:
+            return ()
+        option = "numpy,tensorflow,jax"
+    if option.strip().lower() == "none":
+        return ()
+    return tuple(b.strip() for b in option.split(",") if b.strip())
 
 
 if __name__ == "__main__":

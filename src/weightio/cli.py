@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cold", action="store_true", help="also time a run after dropping the page cache (root only)")
     p.add_argument("--workdir", help="cache of generated files (default $WEIGHTIO_BENCH_DIR or <tmp>/weightio-bench)")
     p.add_argument("--plot", metavar="OUT.png", help="also draw median times per method and file (needs matplotlib)")
+    p.add_argument("--keras", metavar="BACKENDS", help="also time Keras's load_weights vs weightio.keras on these "
+                   "backends (default numpy,tensorflow,jax when no FILE is given and keras is installed; 'none' to skip)")
     return parser
 
 
@@ -175,6 +177,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.plot:
         plot.plot(results, args.plot)
         print(f"weightio: wrote {args.plot}", file=sys.stderr)
+    bench.run_keras(args.keras, bool(args.files), repeat, args.json)
     return EXIT_OK
 
 
