@@ -68,6 +68,12 @@ Superblock read_superblock(Context& ctx) {
   // Like the HDF5 library, addresses are relative to where the superblock was found.
   ctx.set_base(sb.location);
   if (sb.root_object_header == io::kUndefinedAddress) throw FormatError("superblock has no root group", sb.location);
+  // Like the HDF5 library: a file shorter than the end-of-file address it declares was cut.
+  // (h5py-written files with a user block store it as an absolute size.)
+  if (sb.eof_address != io::kUndefinedAddress && sb.eof_address > ctx.bytes().size())
+    throw FormatError("truncated file: it declares " + std::to_string(sb.eof_address) + " bytes, has " +
+                          std::to_string(ctx.bytes().size()),
+                      sb.location);
   return sb;
 }
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..file import _gc_paused
-from .formats import Format, open_sources, sniff
+from .formats import Format, has_h5_weights_member, open_sources, sniff
 
 __all__ = [
     "Format",
@@ -49,6 +49,7 @@ class LoadReport:
     format: Format
     variables_assigned: int
     seconds: float
+    by_keras: bool = False  # handed to Keras's own loader (a file weightio does not read)
 
 
 class NotHandled(Exception):
@@ -63,23 +64,38 @@ def load_weights(
     model: Any,
     filepath: str | os.PathLike[str],
     skip_mismatch: bool = False,
-    by_name: bool = False,
+    by_name: bool | None = None,
     *,
     threads: int | None = None,
     **kwargs: Any,
 ) -> LoadReport:
-    """Loads weights into a Keras 3 ``model`` like ``model.load_weights(filepath, ...)``.
+    """Loads weights into ``model`` like ``model.load_weights(filepath, ...)``.
 
     Same arguments and errors as Keras (``by_name`` for legacy HDF5 files,
     ``objects_to_skip`` for ``.weights.h5``); the format is chosen by content. ``threads``
-    caps the parallel read. All-or-nothing: on any error the model is unchanged.
+    caps the parallel read. All-or-nothing: on any error the model is unchanged. What
+    weightio does not load natively is handed to Keras's own loader (``report.by_keras``).
     """
     start = time.perf_counter()
     path = os.fspath(filepath)
+    try:
+        return _load_natively(model, path, skip_mismatch, by_name, threads, start, **kwargs)
+    except NotHandled as why:
+        log.debug("weightio: handing %s to Keras (%s)", path, why)
+        original = _original_loader(model)
+        if by_name is not None:
+            kwargs["by_name"] = by_name
+        original(model, filepath, skip_mismatch=skip_mismatch, **kwargs)
+        return LoadReport(path, sniff(path), 0, time.perf_counter() - start, by_keras=True)
+
+
+def _load_natively(
+    model: Any, path: str, skip_mismatch: bool, by_name: bool | None, threads: int | None, start: float, **kwargs: Any
+) -> LoadReport:
     from . import tf_keras
 
     if tf_keras.is_tf_keras_model(model):
-        return _load_tf_keras(model, path, skip_mismatch, by_name, threads, start, **kwargs)
+        return _load_tf_keras(model, path, skip_mismatch, bool(by_name), threads, start, **kwargs)
     objects_to_skip = kwargs.pop("objects_to_skip", None)
     if kwargs:
         raise ValueError(f"Invalid keyword arguments: {kwargs}")
@@ -88,12 +104,19 @@ def load_weights(
     fmt = sniff(path)
     if fmt not in _NATIVE:
         raise NotHandled(f"{path}: {fmt.value} files are not read by weightio")
-    if fmt is Format.LEGACY_H5 and objects_to_skip is not None:
-        raise ValueError(f"`objects_to_skip` only supports loading '.weights.h5' files.Received: {filepath}")
-    if fmt is not Format.LEGACY_H5 and by_name:
-        raise ValueError(f"`by_name` only supports loading legacy '.h5' or '.hdf5' files. Received: {filepath}")
-    if fmt is Format.KERAS_ZIP and objects_to_skip is not None:
-        raise ValueError(f"`objects_to_skip` only supports loading '.weights.h5' files.Received: {filepath}")
+    # Keras's argument checks, in Keras's order for each kind of file.
+    if fmt is Format.KERAS_ZIP:
+        if objects_to_skip is not None:
+            raise ValueError(f"`objects_to_skip` only supports loading '.weights.h5' files.Received: {path}")
+        if by_name is not None:
+            raise ValueError(f"`by_name` only supports loading legacy '.h5' or '.hdf5' files. Received: {path}")
+        if not has_h5_weights_member(path):
+            raise NotHandled(f"{path}: the archive holds no model.weights.h5")
+    elif fmt is Format.LEGACY_H5:
+        if objects_to_skip is not None:
+            raise ValueError(f"`objects_to_skip` only supports loading '.weights.h5' files.Received: {path}")
+    elif by_name is not None:
+        raise ValueError(f"`by_name` only supports loading legacy '.h5' or '.hdf5' files. Received: {path}")
 
     # Loading makes many small objects while Keras's model (thousands of tracked objects)
     # is alive: pause the cyclic collector instead of letting it rescan the model.
@@ -148,15 +171,24 @@ _original: dict[str, Any] = {}
 _TARGETS = {"keras3": "keras.src.saving.saving_api", "tf_keras": "tf_keras.src.saving.saving_api"}
 
 
+def _original_loader(model: Any) -> Any:
+    """Keras's own ``saving_api.load_weights`` for this model's Keras."""
+    import importlib
+
+    from . import tf_keras
+
+    family = "tf_keras" if tf_keras.is_tf_keras_model(model) else "keras3"
+    if family in _original:
+        return _original[family]
+    return importlib.import_module(_TARGETS[family]).load_weights
+
+
 def _dispatcher(family: str) -> Any:
     def dispatch(model: Any, filepath: Any, skip_mismatch: bool = False, **kwargs: Any) -> Any:
         """weightio's replacement of ``saving_api.load_weights``."""
-        try:
-            load_weights(model, filepath, skip_mismatch=skip_mismatch, **kwargs)
-            return None
-        except NotHandled as why:
-            log.debug("weightio: handing %s to %s (%s)", filepath, family, why)
-            return _original[family](model, filepath, skip_mismatch=skip_mismatch, **kwargs)
+        by_name = kwargs.pop("by_name", None)
+        load_weights(model, filepath, skip_mismatch=skip_mismatch, by_name=by_name, **kwargs)
+        return None
 
     return dispatch
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,28 +29,18 @@ class Recorder:
     def apply(self, model: Any) -> int:
         """Performs the recorded assignments; returns how many variables were assigned.
 
-        Values still unread (``LazyArray``) are read now, in bulk: first those whose read can
-        fail (chunked, filtered) into new arrays, so a corrupt chunk changes nothing; then the
-        plain contiguous ones, on the numpy backend straight into the variables' memory."""
+        Values still unread (``LazyArray``) are read now, all at once and before anything is
+        assigned (so a corrupt chunk changes nothing), into new arrays of each variable's
+        dtype, which the variables then adopt without another copy where the backend allows."""
         from .prefetch import LazyArray, read_lazy
 
         pairs = self.pairs
-        uses = Counter(id(v) for v, _ in pairs)
         pending = [i for i, (_, value) in enumerate(pairs) if isinstance(value, LazyArray) and value._array is None]
-        fallible = [i for i in pending if not pairs[i][1].direct]
-        read_lazy([pairs[i][1] for i in fallible], [None] * len(fallible), [_numpy_dtype(pairs[i][0]) for i in fallible])
-        direct = [i for i in pending if pairs[i][1].direct]
-        outs = [_in_place_target(pairs[i][0], pairs[i][1]) if uses[id(pairs[i][0])] == 1 else None for i in direct]
-        read_lazy(
-            [pairs[i][1] for i in direct],
-            outs,
-            [None if out is not None else _numpy_dtype(pairs[i][0]) for i, out in zip(direct, outs)],
-        )
-        done = {i for i, out in zip(direct, outs) if out is not None}
+        # One parallel read, each value converted to its variable's dtype while reading.
+        read_lazy([pairs[i][1] for i in pending], [None] * len(pending), [_numpy_dtype(pairs[i][0]) for i in pending])
         assign = _assigner()
-        for i, (variable, value) in enumerate(pairs):
-            if i not in done:
-                assign(variable, value.materialize() if isinstance(value, LazyArray) else value)
+        for variable, value in pairs:
+            assign(variable, value.materialize() if isinstance(value, LazyArray) else value)
         assigned = {id(v) for v, _ in pairs}
         # Some layers derive state from their variables when loaded (Normalization,
         # Discretization, lookup layers): redo that now that the values are in place.
@@ -68,24 +57,6 @@ def _numpy_dtype(variable: Any) -> Any:
     from ..file import _dtype
 
     return _dtype(backend.standardize_dtype(variable.dtype))
-
-
-def _in_place_target(variable: Any, value: Any) -> np.ndarray | None:
-    """The variable's own array when the bytes may be read straight into it (numpy backend)."""
-    from keras.src import backend
-
-    if backend.backend() != "numpy":
-        return None
-    target = getattr(variable, "_value", None)
-    if (
-        isinstance(target, np.ndarray)
-        and target.shape == tuple(value.shape)
-        and target.flags.c_contiguous
-        and target.flags.writeable
-        and target.flags.owndata
-    ):
-        return target
-    return None
 
 
 def _assigner() -> Any:
@@ -105,15 +76,10 @@ def _assigner() -> Any:
         return keras_assign
 
     def assign_numpy(variable: Any, value: Any) -> None:
-        target = getattr(variable, "_value", None)
-        if (
-            isinstance(target, np.ndarray)
-            and isinstance(value, np.ndarray)
-            and target.shape == value.shape
-            and target.flags.writeable
-            and target.flags.owndata
-        ):
-            np.copyto(target, value, casting="unsafe")
+        # weightio's arrays are fresh and private to this load, already of the variable's
+        # dtype: they become the variable's value, as the new array Keras would make.
+        if isinstance(value, np.ndarray) and value.flags.writeable and value.dtype == _numpy_dtype(variable):
+            variable._value = value
         else:
             keras_assign(variable, value)
 
@@ -177,9 +143,14 @@ def recording() -> Iterator[Recorder]:
     recorder = Recorder()
     original = kv.Variable.assign
 
+    owner = threading.get_ident()
+
     def record(self: Any, value: Any) -> Any:
-        if kv.in_stateless_scope() or not kv.shape_equal(_shape_of(value), self.shape):
-            return original(self, value)  # Keras raises its own shape error, assigning nothing
+        if threading.get_ident() != owner or kv.in_stateless_scope():
+            return original(self, value)  # another thread's assignment: not ours to defer
+        if not kv.shape_equal(_shape_of(value), self.shape) or _is_raw_bytes(value):
+            # Keras raises its own error (shape, or bytes it cannot convert), assigning nothing.
+            return original(self, np.asarray(value) if hasattr(value, "materialize") else value)
         recorder.pairs.append((self, value))
         return value
 
@@ -191,13 +162,33 @@ def recording() -> Iterator[Recorder]:
             kv.Variable.assign = original
 
 
+def _is_raw_bytes(value: Any) -> bool:
+    """Opaque bytes (numpy 'V' kind, not bfloat16): Keras's conversion refuses them."""
+    dtype = getattr(value, "dtype", None)
+    return isinstance(dtype, np.dtype) and dtype.kind == "V" and dtype.names is None and dtype.name != "bfloat16"
+
+
 @contextlib.contextmanager
 def patched(module: Any, **replacements: Any) -> Iterator[None]:
-    """Temporarily replaces attributes of ``module`` (Keras's I/O helpers)."""
+    """Temporarily replaces functions of ``module`` (Keras's I/O helpers) for the calling
+    thread only: other threads keep calling the originals."""
     saved = {name: getattr(module, name) for name in replacements}
+    owner = threading.get_ident()
+
+    def for_this_thread(name: str, replacement: Any) -> Any:
+        original = saved[name]
+        if not callable(replacement) or isinstance(replacement, type):
+            return replacement
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            chosen = replacement if threading.get_ident() == owner else original
+            return chosen(*args, **kwargs)
+
+        return call
+
     with LOAD_LOCK:
         for name, value in replacements.items():
-            setattr(module, name, value)
+            setattr(module, name, for_this_thread(name, value))
         try:
             yield
         finally:

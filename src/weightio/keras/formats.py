@@ -108,6 +108,12 @@ class WeightSources:
                 pass
 
 
+def has_h5_weights_member(path: str) -> bool:
+    """Whether a ``.keras`` archive stores its weights as HDF5 (not ``model.weights.npz``)."""
+    with zipfile.ZipFile(path) as archive:
+        return KERAS_WEIGHTS_MEMBER in archive.namelist()
+
+
 def _zip_member_view(path: str, member: str) -> tuple[Any, list[Any]]:
     """The bytes of a zip member: a memoryview into a mapping of the archive when the member
     is stored uncompressed (no copy), else its inflated bytes (size-checked first)."""

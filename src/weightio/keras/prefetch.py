@@ -43,9 +43,10 @@ class Prefetched:
         except UnsupportedFeatureError:
             self.arrays = {}  # read lazily, through the h5py fallback where needed
         except FormatError as exc:
-            if "bomb" in str(exc):
-                raise ValueError(f"Not allowed: {exc}") from None
-            raise
+            if "bomb" not in str(exc):
+                raise
+            # Like Keras, refuse the bomb only if it is asked for: read the others one by one.
+            self.arrays = {}
 
     def dataset(self, group: Group, name: str) -> Any:
         """The array of ``group/name`` (Keras's ``safe_get_h5_dataset`` + read)."""

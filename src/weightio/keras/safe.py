@@ -59,8 +59,12 @@ def safe_dataset(group: Any, name: str) -> Dataset:
     declared = (dataset.size or 0) * dataset.dtype.itemsize
     stored = dataset._info["storage_size"]
     if declared > BOMB_FLOOR_BYTES and declared > MAX_EXPANSION * stored:
+        from keras.src.utils.summary_utils import readable_memory_size
+
         raise ValueError(
-            f"Not allowed: H5 dataset '{name}' declares {declared} bytes but only {stored} are stored on "
-            "disk; refusing to load a potential decompression/shape bomb."
+            f"Not allowed: H5 dataset '{name}' declares "
+            f"{readable_memory_size(declared)} but only "
+            f"{readable_memory_size(stored)} are stored on disk; "
+            "refusing to load a potential decompression/shape bomb."
         )
     return dataset

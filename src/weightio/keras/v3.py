@@ -186,7 +186,8 @@ def _observing(steps: list[tuple[Any, str]], store: WeightioStore, handed: list[
 
     def observed(saveable: Any, weights_store: Any, assets_store: Any, inner_path: str, **kw: Any) -> Any:
         visited = kw.get("visited_saveables")
-        if not (visited and id(saveable) in visited) and hasattr(saveable, "load_own_variables"):
+        ours = weights_store is store  # another thread's load through Keras is not observed
+        if ours and not (visited and id(saveable) in visited) and hasattr(saveable, "load_own_variables"):
             steps.append((saveable, inner_path))
             store.handed = []
             handed.append(store.handed)
