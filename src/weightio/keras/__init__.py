@@ -100,7 +100,7 @@ def _load_natively(
     if kwargs:
         raise ValueError(f"Invalid keyword arguments: {kwargs}")
     if not _is_keras3_model(model):
-        raise NotHandled(f"{type(model).__name__} is neither a Keras 3 nor a tf-keras model")
+        raise TypeError(f"weightio.keras.load_weights expects a Keras model, got {type(model).__name__}")
     fmt = sniff(path)
     if fmt not in _NATIVE:
         raise NotHandled(f"{path}: {fmt.value} files are not read by weightio")

@@ -1,0 +1,1191 @@
+"""weightio.keras against Keras 3 itself, on the backend this process was started with.
+
+Keras is the oracle: every file is written by Keras, loaded into one fresh model by Keras's
+own loader (weightio not installed) and into an identical fresh model by
+``weightio.keras.load_weights``; the two must end with identical variables (dtype and bits,
+optimizer included), identical derived state (``finalize_state``), for some models identical
+outputs, the same warnings and, when Keras raises, the same exception type and message,
+with weightio's model left exactly as it was (all-or-nothing).
+
+Run by ``test_backends.py`` once per backend (see ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+import warnings
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import keras
+import numpy as np
+import pytest
+from keras import layers
+from keras.src.legacy.saving import legacy_h5_format
+from keras.src.saving import saving_api, saving_lib
+
+import models
+import weightio.keras as wk
+from weightio.keras import Format
+
+BACKEND = keras.backend.backend()
+
+FORMATS = ["legacy_h5", "full_model_h5", "weights_h5", "keras_zip", "sharded_json"]
+LEGACY = ["legacy_h5", "full_model_h5"]
+NATIVE = ["weights_h5", "keras_zip", "sharded_json"]
+EXPECTED_FORMAT = {
+    "legacy_h5": Format.LEGACY_H5,
+    "full_model_h5": Format.LEGACY_H5,
+    "weights_h5": Format.WEIGHTS_H5,
+    "keras_zip": Format.KERAS_ZIP,
+    "sharded_json": Format.SHARDED_JSON,
+}
+# Keras 3 cannot load these itself (its legacy writer stores bfloat16 as an untagged 2-byte
+# opaque type, which its legacy reader cannot cast back): weightio must fail the same way.
+KERAS_FAILS = {("bfloat16", "legacy_h5"), ("bfloat16", "full_model_h5")}
+
+# Warnings from Keras internals under NumPy 2 that do not come from the loaders' logic.
+NOISE = ("__array__ implementation doesn't accept a copy keyword",)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def test_backend_is_the_requested_one() -> None:
+    """test_backends.py sets KERAS_BACKEND; run by hand without it, Keras uses its default."""
+    assert BACKEND == os.environ.get("KERAS_BACKEND", BACKEND)
+
+
+@pytest.fixture(autouse=True)
+def _not_installed():
+    """Every test starts and ends with Keras's own loader in place."""
+    if wk.is_installed():
+        wk.uninstall()
+    original = saving_api.load_weights
+    yield
+    if wk.is_installed():
+        wk.uninstall()
+    assert saving_api.load_weights is original
+
+
+def save(model: keras.Model, fmt: str, directory: Path, stem: str = "w") -> Path:
+    """Writes ``model``'s weights in ``fmt`` with Keras; returns the path to load."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if fmt == "legacy_h5":  # what Keras 2 / tf-keras save_weights("x.h5") wrote
+        path = directory / f"{stem}.h5"
+        with h5py.File(path, "w") as f:
+            legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    elif fmt == "full_model_h5":
+        path = directory / f"{stem}.h5"
+        model.save(path)
+    elif fmt == "weights_h5":
+        path = directory / f"{stem}.weights.h5"
+        model.save_weights(path)
+    elif fmt == "keras_zip":
+        path = directory / f"{stem}.keras"
+        model.save(path)
+    elif fmt == "sharded_json":
+        path = directory / f"{stem}.weights.json"
+        sizes = [int(np.prod(v.shape)) * np.dtype(_np_dtype(v)).itemsize for v in model.weights]
+        limit = max(max(sizes), sum(sizes) // 3) + 1
+        model.save_weights(path, max_shard_size=limit / 1024**3)
+        index = json.loads(path.read_text())
+        shards = {n for v in index["weight_map"].values() for n in (v if isinstance(v, list) else [v])}
+        assert len(shards) >= 2, index
+    else:
+        raise AssertionError(fmt)
+    return path
+
+
+def _np_dtype(variable: Any) -> str:
+    dtype = keras.backend.standardize_dtype(variable.dtype)
+    return "uint16" if dtype == "bfloat16" else dtype
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """A copy of a Keras variable's or a backend tensor's values (never a view)."""
+    if isinstance(value, keras.Variable):
+        value = value.value
+    array = np.array(keras.ops.convert_to_numpy(value))
+    assert array.dtype != object, type(value)
+    return array
+
+
+def state(model: keras.Model) -> list[tuple[str, str, tuple[int, ...], bytes]]:
+    """Every variable of ``model`` and of its optimizer (path, dtype, shape, bytes), in
+    order. RNG seed states (Dropout & co.) are left out: no weight format stores them."""
+    out = []
+    optimizer = getattr(model, "optimizer", None)
+    for v in list(model.variables) + (list(optimizer.variables) if optimizer is not None else []):
+        if "seed_generator" in v.path:
+            continue
+        array = to_numpy(v)
+        out.append((v.path, keras.backend.standardize_dtype(v.dtype), tuple(array.shape), array.tobytes()))
+    return out
+
+
+def derived_state(model: keras.Model) -> list[tuple[str, bytes]]:
+    """State computed from variables by ``finalize_state`` (Normalization's mean/variance)."""
+    out = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, layers.Normalization):
+            out.append((layer.name, to_numpy(layer.mean).tobytes() + to_numpy(layer.variance).tobytes()))
+        if getattr(layer, "output_mode", None) == "tf_idf" and hasattr(layer, "idf_weights"):
+            out.append((layer.name, np.asarray(layer.idf_weights).tobytes() + np.asarray(layer.idf_weights_const).tobytes()))
+    return out
+
+
+def snapshot(model: keras.Model) -> tuple[list, list]:
+    """Everything a load may change: variables and derived state."""
+    return state(model), derived_state(model)
+
+
+def outputs(model: keras.Model) -> bytes:
+    x = models.sample_inputs(model)
+    y = model(x, training=False)
+    return b"".join(to_numpy(t).tobytes() for t in keras.tree.flatten(y))
+
+
+def n_variables(model: keras.Model) -> int:
+    return len({id(v) for v in model.variables if "seed_generator" not in v.path})
+
+
+@dataclass
+class Outcome:
+    error: BaseException | None = None
+    warnings: list[tuple[type, str]] = field(default_factory=list)
+    result: Any = None
+
+    def describe_error(self) -> tuple[type, str] | None:
+        return None if self.error is None else (type(self.error), str(self.error))
+
+
+def run(fn: Callable[[], Any]) -> Outcome:
+    """Calls ``fn`` recording its exception and its warnings (Keras's noise left out)."""
+    out = Outcome()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            out.result = fn()
+        except Exception as exc:  # noqa: BLE001 - compared below
+            out.error = exc
+    out.warnings = [(w.category, str(w.message)) for w in caught if not str(w.message).startswith(NOISE)]
+    return out
+
+
+def keras_load(model: keras.Model, path: Any, **kwargs: Any) -> Outcome:
+    """Keras's own loader (asserted not to be weightio's)."""
+    assert not wk.is_installed()
+    return run(lambda: model.load_weights(path, **kwargs))
+
+
+def weightio_load(model: keras.Model, path: Any, **kwargs: Any) -> Outcome:
+    return run(lambda: wk.load_weights(model, path, **kwargs))
+
+
+def assert_same(
+    ref: keras.Model, ref_out: Outcome, mine: keras.Model, mine_out: Outcome, before: Any, *, compare_outputs: bool = True
+) -> None:
+    """weightio (``mine``) did what Keras (``ref``) did; on error, ``mine`` is unchanged."""
+    assert mine_out.describe_error() == ref_out.describe_error(), (mine_out.error, ref_out.error)
+    assert mine_out.warnings == ref_out.warnings
+    if ref_out.error is not None:
+        assert snapshot(mine) == before, "a failed load changed the model"
+        return
+    assert state(mine) == state(ref)
+    assert derived_state(mine) == derived_state(ref)
+    if compare_outputs:
+        assert outputs(mine) == outputs(ref)
+
+
+def oracle(build: Callable[[], keras.Model], path: Any, *, compare_outputs: bool = True, **kwargs: Any):
+    """Loads ``path`` into two fresh ``build()`` models, with Keras and with weightio, and
+    compares. Returns (keras model, weightio model, keras outcome, weightio outcome)."""
+    ref, mine = build(), build()
+    before = snapshot(mine)
+    assert before == snapshot(ref)
+    skip = kwargs.pop("objects_to_skip", None)
+    ref_kwargs = dict(kwargs) if skip is None else {**kwargs, "objects_to_skip": skip(ref)}
+    mine_kwargs = dict(kwargs) if skip is None else {**kwargs, "objects_to_skip": skip(mine)}
+    ref_out = keras_load(ref, path, **ref_kwargs)
+    mine_out = weightio_load(mine, path, **mine_kwargs)
+    assert_same(ref, ref_out, mine, mine_out, before, compare_outputs=compare_outputs)
+    return ref, mine, ref_out, mine_out
+
+
+# -- small Sequential models for mismatch tests ------------------------------------------
+
+
+def _mlp(spec: list[tuple[str, int, bool]], name: str = "mlp") -> keras.Model:
+    """A Sequential of Dense layers (name, units, use_bias); ``"bn"`` entries are
+    BatchNormalization."""
+    stack: list[Any] = [keras.Input((4,))]
+    for layer_name, units, bias in spec:
+        if layer_name.startswith("bn"):
+            stack.append(layers.BatchNormalization(name=layer_name))
+        else:
+            stack.append(layers.Dense(units, use_bias=bias, name=layer_name))
+    return models.randomize(keras.Sequential(stack, name=name), seed=zlib.crc32(repr(spec).encode()))
+
+
+SOURCE = [("a", 5, True), ("b", 3, True), ("bn", 0, True), ("c", 2, True)]
+TARGETS = {
+    "same": SOURCE,
+    "renamed_and_extra": [("a", 5, True), ("new", 3, True), ("bn", 0, True), ("extra", 3, True), ("c", 2, True)],
+    "shape_mismatch": [("a", 5, True), ("b", 4, True), ("bn", 0, True), ("c", 2, True)],
+    "count_mismatch": [("a", 5, True), ("b", 3, False), ("bn", 0, True), ("c", 2, True)],
+    "extra_layer": [("a", 5, True), ("b", 3, True), ("bn", 0, True), ("c", 2, True), ("d", 2, True)],
+    "missing_layer": [("a", 5, True), ("b", 3, True), ("c", 2, True)],
+}
+
+
+@pytest.fixture(scope="module")
+def mlp_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("mlp")
+    source = _mlp(SOURCE)
+    return {fmt: save(source, fmt, root / fmt) for fmt in FORMATS}
+
+
+# -- every model x every format -----------------------------------------------------------
+
+# Models whose outputs are compared too (equal variables give equal outputs unless state is
+# derived from them, as in Normalization; running every model costs JAX seconds of tracing).
+OUTPUT_MODELS = {"normalization", "custom_layer", "subclassed", "nested_seq_in_functional", "bfloat16"}
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory):
+    """``saved(model_name, fmt)`` -> (source model, path): written once per module."""
+    root = tmp_path_factory.mktemp("saved")
+    sources: dict[str, keras.Model] = {}
+    paths: dict[tuple[str, str], Path] = {}
+
+    def get(name: str, fmt: str) -> tuple[keras.Model, Path]:
+        if name not in sources:
+            sources[name] = models.build(name, seed=0)
+        if (name, fmt) not in paths:
+            paths[name, fmt] = save(sources[name], fmt, root / name / fmt)
+        return sources[name], paths[name, fmt]
+
+    return get
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", models.MODELS)
+def test_model_format(saved, name: str, fmt: str) -> None:
+    source, path = saved(name, fmt)
+    ref, mine, ref_out, mine_out = oracle(lambda: models.build(name, seed=1), path, compare_outputs=name in OUTPUT_MODELS)
+    if (name, fmt) in KERAS_FAILS:
+        assert ref_out.error is not None  # documented above; weightio matched it
+        return
+    assert ref_out.error is None, ref_out.error
+    # The test is not vacuous: the fresh models differed from the source and now equal it.
+    assert state(ref) == state(source) != state(models.build(name, seed=1))
+    if not (name == "string_lookup_tfidf" and fmt in LEGACY):  # legacy files have no idf weights
+        assert derived_state(ref) == derived_state(source)
+    report = mine_out.result
+    assert isinstance(report, wk.LoadReport)
+    assert report.format is EXPECTED_FORMAT[fmt]
+    assert report.variables_assigned == n_variables(mine)
+    assert report.path == os.fspath(path)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known limitation: StringLookup(output_mode='tf_idf') sets its own tf.Variable and "
+    "idf_weights_const inside load_own_variables, outside Variable.assign, so weightio cannot "
+    "defer them: a failing later layer leaves the idf weights loaded (as Keras itself does)"))
+@pytest.mark.parametrize("fmt", NATIVE)
+def test_all_or_nothing_lookup_layer(tmp_path: Path, fmt: str) -> None:
+    """StringLookup(tf_idf) assigns its own tf.Variable in ``load_own_variables``, outside
+    Keras's ``Variable.assign``: a load that fails in a later layer must still change
+    nothing (weightio's promise; Keras itself leaves the idf weights loaded)."""
+    path = save(models.randomize(models._string_lookup_tfidf(units=4), seed=7), fmt, tmp_path)
+    oracle(lambda: models.build("string_lookup_tfidf", seed=1), path, compare_outputs=False)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_threads_and_pathlike(saved, fmt: str) -> None:
+    _, path = saved("functional_conv", fmt)
+    reference = models.build("functional_conv", seed=1)
+    wk.load_weights(reference, str(path))
+    for threads in (1, 2, None):
+        model = models.build("functional_conv", seed=1)
+        wk.load_weights(model, Path(path), threads=threads)
+        assert state(model) == state(reference)
+
+
+def test_bfloat16_variables_stay_bfloat16(saved) -> None:
+    source, path = saved("bfloat16", "weights_h5")
+    with h5py.File(path) as f:  # what the format stores: 2-byte opaque + dtype attribute
+        ds = f["layers/dense/vars/0"]
+        assert ds.dtype.itemsize == 2 and ds.dtype.kind == "V" and ds.attrs["dtype"] == "bfloat16"
+    model = models.build("bfloat16", seed=1)
+    wk.load_weights(model, path)
+    dtypes = [keras.backend.standardize_dtype(v.dtype) for v in model.weights]
+    assert dtypes.count("bfloat16") == 4 and "float32" in dtypes
+    assert state(model) == state(source)
+
+
+def test_normalization_finalize_state(saved) -> None:
+    """Normalization's ``mean``/``variance`` (not variables) follow the loaded variables."""
+    source, path = saved("normalization", "weights_h5")
+    model = models.build("normalization", seed=1)
+    assert derived_state(model) != derived_state(source)
+    wk.load_weights(model, path)
+    assert derived_state(model) == derived_state(source)
+    assert outputs(model) == outputs(source)
+
+
+# -- repeated loads into one model (weightio replays a remembered traversal) ---------------
+
+
+@pytest.fixture(scope="module")
+def variant_files(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+    """Files for the ``SOURCE`` architecture: two different sets of values ("A", "B") and
+    files of other architectures ("shape", "missing", "extra"), in every format."""
+    root = tmp_path_factory.mktemp("variants")
+    sources = {
+        "A": models.randomize(_mlp(SOURCE), seed=100),
+        "B": models.randomize(_mlp(SOURCE), seed=200),
+        "shape": _mlp(TARGETS["shape_mismatch"]),
+        "missing": _mlp(TARGETS["missing_layer"]),
+        "extra": _mlp(TARGETS["extra_layer"]),
+    }
+    return {(key, fmt): save(model, fmt, root / key / fmt) for key, model in sources.items() for fmt in FORMATS}
+
+
+SEQUENCES = {
+    "same_file_twice": [("A", {}), ("A", {})],
+    "other_values": [("A", {}), ("B", {}), ("A", {})],
+    "then_shape_mismatch": [("A", {}), ("shape", {}), ("B", {})],
+    "then_shape_mismatch_skipped": [("A", {}), ("shape", {"skip_mismatch": True}), ("B", {})],
+    "then_missing_layer": [("A", {}), ("missing", {}), ("B", {})],
+    "then_missing_layer_skipped": [("A", {}), ("missing", {"skip_mismatch": True})],
+    "then_extra_layer": [("A", {}), ("extra", {}), ("extra", {"skip_mismatch": True}), ("B", {})],
+    "after_a_failure": [("shape", {}), ("A", {}), ("B", {})],
+    "after_skipping": [("shape", {"skip_mismatch": True}), ("A", {}), ("B", {})],
+}
+
+
+@pytest.mark.parametrize("sequence", list(SEQUENCES))
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_repeated_loads(variant_files, fmt: str, sequence: str) -> None:
+    """The same sequence of loads into one model, by Keras and by weightio: the same state,
+    errors and warnings after every step."""
+    ref, mine = _mlp(SOURCE), _mlp(SOURCE)
+    for key, kwargs in SEQUENCES[sequence]:
+        before = snapshot(mine)
+        ref_out = keras_load(ref, variant_files[key, fmt], **kwargs)
+        mine_out = weightio_load(mine, variant_files[key, fmt], **kwargs)
+        assert_same(ref, ref_out, mine, mine_out, before)
+
+
+HOSTILE_AFTER_GOOD = [
+    "weights_h5/soft_link_dataset",
+    "weights_h5/external_link_dataset",
+    "weights_h5/shape_bomb",
+    "weights_h5/shape_bomb_unused",
+    "keras_zip/soft_link_dataset",
+    "sharded_json/soft_link_dataset",
+    "legacy_h5/soft_link_dataset",
+]
+
+
+@pytest.mark.parametrize("case", HOSTILE_AFTER_GOOD)
+def test_repeated_loads_hostile(variant_files, mlp_files, tmp_path: Path, case: str) -> None:
+    """A hostile file after a good load (when weightio may replay a remembered traversal):
+    the same outcome as on a first load, and as Keras."""
+    fmt = SAFETY[case][0]
+    path = _hostile_file(mlp_files, tmp_path, case)
+    ref, mine = _mlp(SOURCE), _mlp(SOURCE)
+    for p in (variant_files["A", fmt], path, variant_files["B", fmt]):
+        before = snapshot(mine)
+        assert_same(ref, keras_load(ref, p), mine, weightio_load(mine, p), before)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_loaded_values_are_private(variant_files, tmp_path: Path, fmt: str) -> None:
+    """Keras's assign gives each variable a new value: tensors taken from the variables
+    before the load keep their values; two models loaded from one file share nothing; the
+    file can be overwritten afterwards."""
+    src = variant_files["A", fmt]
+    directory = tmp_path / "copy"
+    shutil.copytree(src.parent, directory)
+    path = directory / src.name
+
+    def held_changed(load: Callable[[keras.Model], Any]) -> list[bool]:
+        model = _mlp(SOURCE)
+        held = [v.value for v in model.weights]  # a tf.Variable on TensorFlow, an array elsewhere
+        held_bytes = [to_numpy(t).tobytes() for t in held]
+        load(model)
+        return [to_numpy(t).tobytes() != b for t, b in zip(held, held_bytes)]
+
+    # Whether earlier tensors see the new values depends on the backend (a tf.Variable is
+    # mutable, a numpy/JAX array is not): weightio must do what Keras does.
+    assert held_changed(lambda m: wk.load_weights(m, path)) == held_changed(lambda m: m.load_weights(src))
+    one, two = _mlp(SOURCE), _mlp(SOURCE)
+    wk.load_weights(one, path)
+    wk.load_weights(two, path)
+    loaded = state(one)
+    assert loaded == state(two)
+    two.layers[0].kernel.assign_add(np.ones(two.layers[0].kernel.shape, "float32"))
+    assert state(one) == loaded
+    # Overwrite the file (and its shards) with other values: the model keeps its own.
+    save(_mlp(TARGETS["same"]), fmt, directory, stem=src.name.split(".")[0])
+    assert state(one) == loaded
+    assert outputs(one) == outputs(models.randomize(_mlp(SOURCE), seed=100))
+
+
+# -- optimizer state -----------------------------------------------------------------------
+
+
+def _with_optimizer(compiled: bool, built: bool, seed: int) -> keras.Model:
+    model = _mlp(SOURCE)
+    if compiled:
+        model.compile(optimizer=keras.optimizers.Adam(0.01, name="adam"), loss="mse")
+        if built:
+            model.optimizer.build(model.trainable_variables)
+            rng = np.random.default_rng(seed)
+            for v in model.optimizer.variables:
+                dtype = keras.backend.standardize_dtype(v.dtype)
+                v.assign(rng.integers(1, 9, v.shape).astype(dtype) if "int" in dtype else rng.random(v.shape).astype(dtype))
+    return model
+
+
+@pytest.fixture(scope="module")
+def optimizer_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("optimizer")
+    source = _with_optimizer(compiled=True, built=True, seed=0)
+    return {fmt: save(source, fmt, root / fmt) for fmt in FORMATS}
+
+
+@pytest.mark.parametrize(
+    ("compiled", "built"), [(False, False), (True, True), (True, False)], ids=["uncompiled", "optimizer_built", "optimizer_unbuilt"]
+)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_optimizer_state(optimizer_files, fmt: str, compiled: bool, built: bool) -> None:
+    """Files of a compiled model hold optimizer variables (.weights.h5 & co.): loaded into
+    a built optimizer, skipped with Keras's warning into an unbuilt one."""
+    _, mine, ref_out, _ = oracle(lambda: _with_optimizer(compiled, built, seed=1), optimizer_files[fmt], compare_outputs=False)
+    assert ref_out.error is None
+    if fmt in NATIVE and compiled:
+        assert bool(ref_out.warnings) == (not built)
+
+
+@pytest.mark.parametrize("fmt", NATIVE)
+def test_optimizer_added_between_loads(optimizer_files, fmt: str) -> None:
+    """Load, compile and build the optimizer, load again: the second load must fill the
+    optimizer too (weightio must not replay the first load's traversal)."""
+    ref, mine = _with_optimizer(False, False, seed=1), _with_optimizer(False, False, seed=1)
+    for step in range(2):
+        if step == 1:
+            for model in (ref, mine):
+                model.compile(optimizer=keras.optimizers.Adam(0.01, name="adam"), loss="mse")
+                model.optimizer.build(model.trainable_variables)
+        before = snapshot(mine)
+        assert before == snapshot(ref)
+        ref_out = keras_load(ref, optimizer_files[fmt])
+        assert_same(ref, ref_out, mine, weightio_load(mine, optimizer_files[fmt]), before, compare_outputs=False)
+    assert int(to_numpy(mine.optimizer.iterations)) != 0
+
+
+# -- trainable flags at load time (legacy order: trainable weights, then the others) -------
+
+
+def _nested_bn_first(frozen: bool) -> keras.Model:
+    inner = keras.Sequential(
+        [keras.Input((4,)), layers.BatchNormalization(name="ibn"), layers.Dense(4, name="idense")], name="inner"
+    )
+    inner.trainable = not frozen
+    model = keras.Sequential([keras.Input((4,)), inner, layers.Dense(2, name="post")], name="outer")
+    return models.randomize(model, seed=21 + frozen)
+
+
+@pytest.mark.parametrize(("saved_frozen", "loaded_frozen"), [(False, True), (True, False), (True, True)])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_trainable_flags(tmp_path: Path, fmt: str, saved_frozen: bool, loaded_frozen: bool) -> None:
+    """A frozen sub-model lists its weights in another order in legacy files; Keras pairs
+    them by position, and weightio must pair them the same way."""
+    path = save(_nested_bn_first(saved_frozen), fmt, tmp_path)
+    oracle(lambda: _nested_bn_first(loaded_frozen), path, compare_outputs=False)
+
+
+# -- by_name (legacy files) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("skip_mismatch", [False, True], ids=["strict", "skip_mismatch"])
+@pytest.mark.parametrize("target", list(TARGETS))
+@pytest.mark.parametrize("fmt", LEGACY)
+def test_by_name(mlp_files, fmt: str, target: str, skip_mismatch: bool) -> None:
+    _, _, ref_out, _ = oracle(lambda: _mlp(TARGETS[target]), mlp_files[fmt], by_name=True, skip_mismatch=skip_mismatch)
+    if target in ("shape_mismatch", "count_mismatch"):
+        assert (ref_out.error is not None) != skip_mismatch
+        assert bool(ref_out.warnings) == skip_mismatch
+
+
+def _nested_by_name(extra: bool) -> keras.Model:
+    inner = keras.Sequential([keras.Input((6,)), layers.Dense(6, name="inner_dense")], name="inner")
+    stack = [keras.Input((4,)), layers.Dense(6, name="pre"), inner]
+    if extra:
+        stack.append(layers.Dense(6, name="unknown"))
+    stack.append(layers.Dense(2, name="post"))
+    return models.randomize(keras.Sequential(stack, name="outer"), seed=3 + extra)
+
+
+@pytest.mark.parametrize("fmt", LEGACY)
+def test_by_name_nested(tmp_path: Path, fmt: str) -> None:
+    path = save(_nested_by_name(False), fmt, tmp_path)
+    ref, _, ref_out, _ = oracle(lambda: _nested_by_name(True), path, by_name=True)
+    assert ref_out.error is None
+
+
+# -- topological mismatches, skip_mismatch, all-or-nothing --------------------------------
+
+
+@pytest.mark.parametrize("skip_mismatch", [False, True], ids=["strict", "skip_mismatch"])
+@pytest.mark.parametrize("target", [t for t in TARGETS if t != "same"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_mismatch(mlp_files, fmt: str, target: str, skip_mismatch: bool) -> None:
+    ref, mine, ref_out, mine_out = oracle(lambda: _mlp(TARGETS[target]), mlp_files[fmt], skip_mismatch=skip_mismatch)
+    if target == "shape_mismatch":  # the oracle is not vacuous: Keras warns or raises
+        assert (ref_out.error is None) == skip_mismatch and bool(ref_out.warnings) == skip_mismatch
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_all_or_nothing(mlp_files, fmt: str) -> None:
+    """Keras assigns layer "a" before it finds the mismatch in layer "b"; weightio assigns
+    nothing."""
+    ref, mine, ref_out, mine_out = oracle(lambda: _mlp(TARGETS["shape_mismatch"]), mlp_files[fmt])
+    fresh = _mlp(TARGETS["shape_mismatch"])
+    assert isinstance(ref_out.error, ValueError)
+    assert state(ref)[:2] != state(fresh)[:2], "Keras loaded layer 'a' before failing"
+    assert state(mine) == state(fresh)
+
+
+def test_legacy_error_messages(mlp_files) -> None:
+    """The messages are Keras's own (spot checks; the oracle compares them all)."""
+    cases = {
+        "extra_layer": "Layer count mismatch when loading weights from file. Model expected 5 layers, found 4 saved layers.",
+        "count_mismatch": "Weight count mismatch for layer #1 (named b in the current model, b in the save file). "
+        "Layer expects 1 weight(s). Received 2 saved weight(s)",
+        "shape_mismatch": "Shape mismatch in layer #1 (named b)for weight mlp/b/kernel. "
+        "Weight expects shape (5, 4). Received saved weight with shape (5, 3)",
+    }
+    for target, message in cases.items():
+        out = weightio_load(_mlp(TARGETS[target]), mlp_files["legacy_h5"])
+        assert isinstance(out.error, ValueError) and str(out.error) == message
+
+
+def test_unbuilt_model(mlp_files) -> None:
+    for fmt in FORMATS:
+        oracle(lambda: keras.Sequential([layers.Dense(3, name="a")]), mlp_files[fmt], compare_outputs=False)
+
+
+# -- objects_to_skip and argument errors --------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_objects_to_skip(mlp_files, fmt: str) -> None:
+    _, mine, ref_out, _ = oracle(
+        lambda: _mlp(SOURCE), mlp_files[fmt], objects_to_skip=lambda model: [model.layers[1], model.layers[2]]
+    )
+    if fmt in ("weights_h5", "sharded_json"):
+        assert ref_out.error is None
+        assert state(mine)[:2] == state(_mlp(SOURCE))[:2]  # "a" loaded... from the same source
+    else:
+        assert isinstance(ref_out.error, ValueError)
+
+
+ARGUMENT_CASES = [
+    ("weights_h5", {"by_name": True}),
+    ("keras_zip", {"by_name": True}),
+    ("sharded_json", {"by_name": True}),
+    ("legacy_h5", {"objects_to_skip": []}),
+    ("full_model_h5", {"objects_to_skip": []}),
+    ("keras_zip", {"objects_to_skip": []}),
+    ("weights_h5", {"bad_kwarg": 1}),
+    ("legacy_h5", {"bad_kwarg": 1}),
+    # Keras checks ``by_name is not None``: an explicit by_name=False is refused too.
+    ("weights_h5", {"by_name": False}),
+    ("keras_zip", {"by_name": False}),
+    ("sharded_json", {"by_name": False}),
+    # Keras checks objects_to_skip before by_name for .keras files.
+    ("keras_zip", {"objects_to_skip": [], "by_name": True}),
+]
+
+
+ARGUMENT_IDS = [f"{f}-" + "-".join(f"{k}={v!r}" for k, v in kw.items()) for f, kw in ARGUMENT_CASES]
+
+
+@pytest.mark.parametrize(("fmt", "kwargs"), ARGUMENT_CASES, ids=ARGUMENT_IDS)
+def test_argument_errors(mlp_files, fmt: str, kwargs: dict) -> None:
+    if "objects_to_skip" in kwargs:
+        skip = list(kwargs["objects_to_skip"])
+        kwargs = {**kwargs, "objects_to_skip": lambda model: skip}
+    _, _, ref_out, _ = oracle(lambda: _mlp(SOURCE), mlp_files[fmt], **kwargs)
+    assert isinstance(ref_out.error, ValueError)
+
+
+# -- format chosen by content -------------------------------------------------------------
+
+RENAMES = [
+    ("legacy_h5", "w.keras"),
+    ("legacy_h5", "w.h5f"),
+    ("legacy_h5", "w.weights.h5"),
+    ("legacy_h5", "w"),
+    ("full_model_h5", "model.keras"),
+    ("weights_h5", "w.h5"),
+    ("weights_h5", "w.bin"),
+    ("keras_zip", "model.zip"),
+    ("keras_zip", "model.weights.h5"),
+    ("sharded_json", "index.json"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "new_name"), RENAMES, ids=[f"{f}-as-{n}" for f, n in RENAMES])
+def test_renamed_file(saved, tmp_path: Path, fmt: str, new_name: str) -> None:
+    """Keras dispatches on the suffix (and refuses or misreads these); weightio on content:
+    the result equals Keras loading the file under its own name."""
+    source, path = saved("nested_seq_in_functional", fmt)
+    if fmt == "sharded_json":
+        for sibling in path.parent.iterdir():
+            shutil.copy(sibling, tmp_path / sibling.name)
+    renamed = tmp_path / new_name
+    shutil.copy(path, renamed)
+    reference = models.build("nested_seq_in_functional", seed=1)
+    assert keras_load(reference, path).error is None
+    model = models.build("nested_seq_in_functional", seed=1)
+    report = wk.load_weights(model, renamed)
+    assert report.format is EXPECTED_FORMAT[fmt]
+    assert state(model) == state(reference) == state(source)
+
+
+def test_legacy_h5_named_keras_is_refused_by_keras(saved, tmp_path: Path) -> None:
+    """Why the test above compares with the original name: Keras itself refuses."""
+    _, path = saved("sequential_dense", "legacy_h5")
+    for name in ("w.keras", "w.h5f"):
+        shutil.copy(path, tmp_path / name)
+        assert keras_load(models.build("sequential_dense", seed=1), tmp_path / name).error is not None
+
+
+# -- legacy files: chunked attributes, Keras 2 / tf-keras files --------------------------
+
+
+def test_chunked_layer_names(tmp_path: Path) -> None:
+    """> 64512 bytes of layer names: Keras writes ``layer_names0``, ``layer_names1``, ..."""
+
+    def build(seed: int) -> keras.Model:
+        stack = [keras.Input((2,))] + [layers.Dense(2, name=f"{i:03d}_" + "x" * 1000) for i in range(70)]
+        return models.randomize(keras.Sequential(stack, name="long"), seed)
+
+    source = build(0)
+    path = save(source, "legacy_h5", tmp_path)
+    with h5py.File(path) as f:
+        assert "layer_names" not in f.attrs and "layer_names1" in f.attrs
+    for by_name in (False, True):
+        ref, _, ref_out, _ = oracle(lambda: build(1), path, by_name=by_name)
+        assert ref_out.error is None and state(ref) == state(source)
+
+
+def _tf_keras_pair(kind: str):
+    """(tf-keras model, builder of the same Keras 3 model) for files written by tf-keras."""
+    import tf_keras
+
+    def make(lib: Any) -> Any:
+        L = lib.layers
+        if kind == "mlp":
+            return lib.Sequential(
+                [lib.Input((4,)), L.Dense(5, name="a"), L.BatchNormalization(name="bn"), L.Dense(2, name="b")], name="tk"
+            )
+        if kind == "nested":
+            inner = lib.Sequential(
+                [lib.Input((5,)), L.Dense(5, name="inner_dense"), L.BatchNormalization(name="inner_bn")], name="inner"
+            )
+            x = lib.Input((4,))
+            return lib.Model(x, L.Dense(2, name="post")(inner(L.Dense(5, name="pre")(x))), name="tk")
+        if kind == "rnn_conv":
+            x = lib.Input((6, 6, 3))
+            y = L.Conv2D(4, 3, name="conv")(x)
+            y = L.Reshape((4, 16))(y)
+            y = L.Bidirectional(L.LSTM(3, return_sequences=True, name="lstm"), name="bidi")(y)
+            y = L.GRU(2, name="gru")(y)
+            return lib.Model(x, L.Dense(1, name="out")(y), name="tk")
+        raise AssertionError(kind)
+
+    tk_model = make(tf_keras)
+    rng = np.random.default_rng(7)
+    tk_model.set_weights(
+        [
+            (np.abs(rng.standard_normal(w.shape)) + 0.5 if "variance" in w.name else rng.standard_normal(w.shape)).astype(
+                w.dtype.as_numpy_dtype
+            )
+            for w in tk_model.weights
+        ]
+    )
+    return tk_model, lambda: models.randomize(make(keras), seed=11)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf-keras files are written in the TensorFlow backend run")
+@pytest.mark.parametrize("how", ["save_weights", "save"])
+@pytest.mark.parametrize("kind", ["mlp", "nested", "rnn_conv"])
+def test_tf_keras_files(tmp_path: Path, kind: str, how: str) -> None:
+    """Legacy files written by tf-keras (Keras 2): ``name:0`` weight names, InputLayer in
+    ``layer_names``, nested weights without the outer prefix."""
+    tk_model, build = _tf_keras_pair(kind)
+    path = tmp_path / "tf_keras.h5"
+    with warnings.catch_warnings():  # tf-keras: "You are saving your model as an HDF5 file"
+        warnings.filterwarnings("ignore", "You are saving your model as an HDF5 file", UserWarning)
+        getattr(tk_model, how)(str(path))
+    for by_name in (False, True):
+        ref, _, ref_out, _ = oracle(build, path, by_name=by_name)
+        assert ref_out.error is None, ref_out.error
+        expected = [np.asarray(w) for w in tk_model.get_weights()]
+        assert [a.tobytes() for a in (to_numpy(w) for w in ref.get_weights())] == [e.tobytes() for e in expected]
+
+
+# -- after the load: training, truncated files --------------------------------------------
+
+
+@pytest.mark.skipif(BACKEND == "numpy", reason="Keras's numpy backend has no trainer")
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_training_after_load(mlp_files, fmt: str) -> None:
+    """Two epochs of SGD after the load give bit-identical weights whether Keras or weightio
+    loaded them (no aliasing of the file's buffers, no donation trouble on JAX)."""
+    path = mlp_files[fmt]
+    ref, mine = _mlp(SOURCE), _mlp(SOURCE)  # Dense + BatchNormalization, no Dropout: deterministic
+    assert keras_load(ref, path).error is None
+    wk.load_weights(mine, path)
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((16, 4)).astype("float32"), rng.standard_normal((16, 2)).astype("float32")
+    for model in (ref, mine):
+        model.compile(optimizer=keras.optimizers.SGD(0.01, name="sgd"), loss="mse")
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    assert state(mine) == state(ref)
+
+
+@pytest.mark.parametrize("cut", [100, 0.5], ids=["last_100_bytes", "half"])
+@pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
+def test_truncated_file(mlp_files, tmp_path: Path, fmt: str, cut: float) -> None:
+    """HDF5 (h5py) refuses a file shorter than its superblock says (OSError); weightio must
+    refuse it too (its FormatError is an OSError) and change nothing."""
+    path = tmp_path / mlp_files[fmt].name
+    shutil.copy(mlp_files[fmt], path)
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        fh.truncate(size - cut if isinstance(cut, int) else int(size * cut))
+    ref, mine = _mlp(SOURCE), _mlp(SOURCE)
+    before = snapshot(mine)
+    ref_out, mine_out = keras_load(ref, path), weightio_load(mine, path)
+    assert isinstance(ref_out.error, OSError)
+    assert isinstance(mine_out.error, OSError), mine_out
+    assert snapshot(mine) == before
+
+
+# -- other threads ------------------------------------------------------------------------
+# weightio patches Keras (Variable.assign, loader helpers) while it loads; Keras's own loader
+# patches nothing. Code running in other threads meanwhile must not notice. (A race: these
+# tests run for a few seconds and stop at the first problem; they cannot fail spuriously.)
+
+
+class Race:
+    """Runs ``worker`` in a loop in another thread until ``finish()``; a worker returns a
+    problem (str) or None."""
+
+    def __init__(self, worker: Callable[[], str | None]) -> None:
+        self.problems: list[str] = []
+        self.stop = threading.Event()
+
+        def loop() -> None:
+            while not self.stop.is_set() and not self.problems:
+                try:
+                    problem = worker()
+                except Exception as exc:  # noqa: BLE001 - reported
+                    problem = f"{type(exc).__name__}: {exc}"
+                if problem:
+                    self.problems.append(problem)
+
+        self.interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-5)  # switch threads often: interleave the two much more
+        self.thread = threading.Thread(target=loop, daemon=True)
+        self.thread.start()
+
+    def load_while_running(self, paths: list[Path], seconds: float) -> None:
+        model = _mlp(SOURCE)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.problems:
+            for path in paths:
+                wk.load_weights(model, path)
+
+    def finish(self) -> list[str]:
+        self.stop.set()
+        self.thread.join(timeout=60)
+        sys.setswitchinterval(self.interval)
+        return self.problems
+
+
+def test_assignments_in_other_threads_during_a_load(mlp_files) -> None:
+    """A variable assigned in another thread while weightio loads holds its value at once."""
+    other = keras.Variable(np.zeros(3, "float32"))
+    counter = [0.0]
+
+    def assign() -> str | None:
+        counter[0] += 1
+        other.assign(np.full(3, counter[0], "float32"))
+        got = float(to_numpy(other)[0])
+        return None if got == counter[0] else f"assigned {counter[0]}, read back {got}"
+
+    race = Race(assign)
+    try:
+        race.load_while_running([mlp_files["legacy_h5"], mlp_files["weights_h5"]], 3)
+    finally:
+        problems = race.finish()
+    assert not problems, problems[0]
+
+
+@pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
+def test_keras_loader_in_other_thread_during_a_load(variant_files, fmt: str) -> None:
+    """Keras's own loader, running in another thread while weightio loads, works as ever."""
+    other = _mlp(SOURCE)
+    expected = state(models.randomize(_mlp(SOURCE), seed=200))
+
+    def keras_loads() -> str | None:
+        other.load_weights(variant_files["B", fmt])  # weightio is not installed
+        return None if state(other) == expected else "Keras's load in the other thread loaded wrong values"
+
+    race = Race(keras_loads)
+    try:
+        race.load_while_running([variant_files["A", "legacy_h5"], variant_files["A", "weights_h5"]], 4)
+    finally:
+        problems = race.finish()
+    assert not problems, problems[0]
+
+
+# -- safety: links, external storage, shape bombs -----------------------------------------
+
+
+def _edit(path: Path, edit: Callable[[h5py.File], None]) -> None:
+    with h5py.File(path, "a") as f:
+        edit(f)
+
+
+def _relink_dataset(f: h5py.File, name: str, link: Any) -> None:
+    f["stash_" + name.replace("/", "_")] = f[name][()]
+    del f[name]
+    f[name] = link("/stash_" + name.replace("/", "_")) if link is h5py.SoftLink else link
+
+
+def _relink_group(f: h5py.File, name: str) -> None:
+    f.copy(f[name], "stash_group")
+    del f[name]
+    f[name] = h5py.SoftLink("/stash_group")
+
+
+def _first_weight(f: h5py.File) -> tuple[str, str]:
+    group = f["model_weights"] if "model_weights" in f else f
+    layer = group.attrs["layer_names"][0]
+    layer = layer.decode() if isinstance(layer, bytes) else layer
+    weight = group[layer].attrs["weight_names"][0]
+    weight = weight.decode() if isinstance(weight, bytes) else weight
+    return f"{group.name.rstrip('/')}/{layer}".lstrip("/"), weight
+
+
+def _bomb(f: h5py.File, name: str) -> None:
+    """An 8 GiB float32 dataset that stores nothing (chunked, gzip, never written)."""
+    if name in f:
+        del f[name]
+    f.create_dataset(name, shape=(1 << 20, 1 << 11), dtype="f4", chunks=(1024, 1024), compression="gzip")
+
+
+def _external_storage(f: h5py.File, name: str, directory: Path) -> None:
+    raw = directory / "raw.bin"
+    data = f[name][()]
+    data.tofile(raw)
+    del f[name]
+    f.create_dataset(name, shape=data.shape, dtype=data.dtype, external=[(str(raw), 0, data.nbytes)])
+
+
+def _legacy_dataset(f: h5py.File) -> str:
+    layer, weight = _first_weight(f)
+    return f"{layer}/{weight}"
+
+
+SAFETY = {
+    # .weights.h5
+    "weights_h5/soft_link_dataset": ("weights_h5", lambda f, d: _relink_dataset(f, "layers/dense/vars/0", h5py.SoftLink)),
+    "weights_h5/soft_link_vars_group": ("weights_h5", lambda f, d: _relink_group(f, "layers/dense/vars")),
+    "weights_h5/soft_link_layer_group": ("weights_h5", lambda f, d: _relink_group(f, "layers/dense")),
+    "weights_h5/external_link_dataset": (
+        "weights_h5",
+        lambda f, d: _relink_dataset(f, "layers/dense/vars/0", h5py.ExternalLink(str(d / "other.h5"), "/x")),
+    ),
+    "weights_h5/external_storage": ("weights_h5", lambda f, d: _external_storage(f, "layers/dense/vars/0", d)),
+    "weights_h5/shape_bomb": ("weights_h5", lambda f, d: _bomb(f, "layers/dense/vars/0")),
+    "weights_h5/shape_bomb_unused": ("weights_h5", lambda f, d: _bomb(f, "unused")),
+    "sharded_json/soft_link_dataset": ("sharded_json", None),
+    "keras_zip/soft_link_dataset": ("keras_zip", None),
+    # legacy
+    "legacy_h5/soft_link_dataset": ("legacy_h5", lambda f, d: _relink_dataset(f, _legacy_dataset(f), h5py.SoftLink)),
+    "legacy_h5/soft_link_weight_group": ("legacy_h5", lambda f, d: _relink_group(f, _legacy_dataset(f).rsplit("/", 1)[0])),
+    "legacy_h5/soft_link_layer_group": ("legacy_h5", lambda f, d: _relink_group(f, _first_weight(f)[0])),
+    "legacy_h5/external_link_dataset": (
+        "legacy_h5",
+        lambda f, d: _relink_dataset(f, _legacy_dataset(f), h5py.ExternalLink(str(d / "other.h5"), "/x")),
+    ),
+    "legacy_h5/shape_bomb": ("legacy_h5", lambda f, d: _bomb(f, _legacy_dataset(f))),
+    "full_model_h5/soft_link_model_weights": ("full_model_h5", lambda f, d: _relink_group(f, "model_weights")),
+    "full_model_h5/soft_link_dataset": ("full_model_h5", lambda f, d: _relink_dataset(f, _legacy_dataset(f), h5py.SoftLink)),
+}
+
+
+def _hostile_file(mlp_files: dict[str, Path], directory: Path, case: str) -> Path:
+    fmt, edit = SAFETY[case]
+    with h5py.File(directory / "other.h5", "w") as other:
+        other["x"] = np.zeros((4, 5), "float32")
+    src = mlp_files[fmt]
+    if fmt == "sharded_json":
+        for sibling in src.parent.iterdir():
+            shutil.copy(sibling, directory / sibling.name)
+        path = directory / src.name
+        index = json.loads(path.read_text())
+        shard = index["weight_map"]["/layers/dense/vars"]
+        shard = shard[0] if isinstance(shard, list) else shard
+        _edit(directory / shard, lambda f: _relink_dataset(f, "layers/dense/vars/0", h5py.SoftLink))
+        return path
+    path = directory / src.name
+    if fmt == "keras_zip":
+        with zipfile.ZipFile(src) as archive:
+            archive.extractall(directory / "unzipped")
+        _edit(directory / "unzipped" / "model.weights.h5", lambda f: _relink_dataset(f, "layers/dense/vars/0", h5py.SoftLink))
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+            for member in sorted((directory / "unzipped").rglob("*")):
+                archive.write(member, member.relative_to(directory / "unzipped").as_posix())
+        return path
+    shutil.copy(src, path)
+    _edit(path, lambda f: edit(f, directory))
+    return path
+
+
+@pytest.mark.parametrize("skip_mismatch", [False, True], ids=["strict", "skip_mismatch"])
+@pytest.mark.parametrize("case", list(SAFETY))
+def test_hostile_file(mlp_files, tmp_path: Path, case: str, skip_mismatch: bool, request) -> None:
+    """Keras refuses links, external storage and shape bombs; weightio must refuse them the
+    same way (same exception, same message; for .weights.h5 Keras collects the error per
+    object and, with skip_mismatch, only warns) and leave the model unchanged."""
+    if case == "weights_h5/external_storage":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "known difference: Keras's message quotes h5py's dataset.external list "
+            "[('raw.bin', 0, 48)]; weightio does not decode the External Data Files message and "
+            "names the dataset instead (same exception type, model unchanged)")))
+    path = _hostile_file(mlp_files, tmp_path, case)
+    oracle(lambda: _mlp(SOURCE), path, skip_mismatch=skip_mismatch)
+
+
+# -- load_model ---------------------------------------------------------------------------
+
+LOAD_MODEL_CASES = [(name, fmt) for name in models.MODELS for fmt in ("keras_zip", "full_model_h5")]
+
+
+def _load_model_both(path: Path, fresh_names: bool = False, **kwargs: Any) -> tuple[Outcome, Outcome]:
+    """Keras's and weightio's load_model; with ``fresh_names``, each after clear_session(),
+    so that objects created from the config get the same automatic names (some warnings
+    quote them)."""
+    if fresh_names:
+        keras.backend.clear_session()
+    ref_out = run(lambda: keras.saving.load_model(path, **kwargs))
+    if fresh_names:
+        keras.backend.clear_session()
+    mine_out = run(lambda: wk.load_model(path, **kwargs))
+    assert mine_out.describe_error() == ref_out.describe_error()
+    assert mine_out.warnings == ref_out.warnings
+    return ref_out, mine_out
+
+
+def _same_model(ref: keras.Model, mine: keras.Model) -> None:
+    assert type(mine) is type(ref)
+    assert json.dumps(mine.get_config(), sort_keys=True, default=str) == json.dumps(ref.get_config(), sort_keys=True, default=str)
+    assert snapshot(mine) == snapshot(ref)
+
+
+@pytest.mark.parametrize(("name", "fmt"), LOAD_MODEL_CASES)
+def test_load_model(saved, name: str, fmt: str) -> None:
+    """``weightio.keras.load_model`` against ``keras.saving.load_model``."""
+    _, path = saved(name, fmt)
+    ref_out, mine_out = _load_model_both(path)
+    if ref_out.error is None:
+        _same_model(ref_out.result, mine_out.result)
+
+
+@pytest.mark.parametrize("compile", [True, False])
+@pytest.mark.parametrize("fmt", ["keras_zip", "full_model_h5"])
+def test_load_model_optimizer(optimizer_files, fmt: str, compile: bool) -> None:
+    ref_out, mine_out = _load_model_both(optimizer_files[fmt], fresh_names=True, compile=compile)
+    if ref_out.error is None:
+        _same_model(ref_out.result, mine_out.result)
+
+
+@pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
+def test_load_model_of_weights_only_file(mlp_files, fmt: str) -> None:
+    ref_out, _ = _load_model_both(mlp_files[fmt])
+    assert ref_out.error is not None
+
+
+# -- install() ---------------------------------------------------------------------------
+
+
+class Spy:
+    """Counts what weightio.keras.load_weights did while installed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reports: list[wk.LoadReport] = []
+        self.not_handled: list[str] = []
+        real = wk.load_weights
+
+        def spy(*args: Any, **kwargs: Any) -> wk.LoadReport:
+            try:
+                report = real(*args, **kwargs)
+            except wk.NotHandled as why:
+                self.not_handled.append(str(why))
+                raise
+            self.reports.append(report)
+            return report
+
+        monkeypatch.setattr(wk, "load_weights", spy)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_install_routes_model_load_weights_through_weightio(saved, monkeypatch, caplog, fmt: str) -> None:
+    source, path = saved("nested_functional_in_seq", fmt)
+    reference = models.build("nested_functional_in_seq", seed=1)
+    assert keras_load(reference, path).error is None
+    spy = Spy(monkeypatch)
+    model = models.build("nested_functional_in_seq", seed=1)
+    caplog.set_level(logging.DEBUG, logger="weightio")
+    with wk.installed():
+        assert wk.is_installed()
+        model.load_weights(path)
+    assert not wk.is_installed()
+    assert [r.format for r in spy.reports] == [EXPECTED_FORMAT[fmt]] and not spy.not_handled
+    assert any("weightio: loaded" in r.getMessage() for r in caplog.records)
+    assert state(model) == state(reference) == state(source)
+
+
+@pytest.mark.parametrize("skip_mismatch", [False, True], ids=["strict", "skip_mismatch"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_install_mismatch(mlp_files, monkeypatch, fmt: str, skip_mismatch: bool) -> None:
+    """Through model.load_weights: the same errors/warnings as Keras, nothing assigned on error."""
+    ref, mine = _mlp(TARGETS["shape_mismatch"]), _mlp(TARGETS["shape_mismatch"])
+    before = snapshot(mine)
+    ref_out = keras_load(ref, mlp_files[fmt], skip_mismatch=skip_mismatch)
+    spy = Spy(monkeypatch)
+    with wk.installed():
+        mine_out = run(lambda: mine.load_weights(mlp_files[fmt], skip_mismatch=skip_mismatch))
+    assert spy.reports or mine_out.error is not None
+    assert not spy.not_handled
+    assert_same(ref, ref_out, mine, mine_out, before)
+
+
+@pytest.mark.parametrize("fmt", LEGACY)
+def test_install_by_name(mlp_files, monkeypatch, fmt: str) -> None:
+    ref, mine = _mlp(TARGETS["renamed_and_extra"]), _mlp(TARGETS["renamed_and_extra"])
+    before = snapshot(mine)
+    ref_out = keras_load(ref, mlp_files[fmt], by_name=True)
+    spy = Spy(monkeypatch)
+    with wk.installed():
+        mine_out = run(lambda: mine.load_weights(mlp_files[fmt], by_name=True))
+    assert len(spy.reports) == 1
+    assert_same(ref, ref_out, mine, mine_out, before)
+
+
+def _fake_tf_checkpoint(directory: Path) -> Path:
+    prefix = directory / "ckpt"
+    (directory / "ckpt.index").write_bytes(b"\x00" * 48)
+    (directory / "ckpt.data-00000-of-00001").write_bytes(b"")
+    (directory / "checkpoint").write_text('model_checkpoint_path: "ckpt"\n')
+    return prefix
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+FALLBACKS = {
+    "tf_checkpoint_prefix": lambda d: _fake_tf_checkpoint(d),
+    "tf_checkpoint_dir": lambda d: _fake_tf_checkpoint(d).parent,
+    "missing_weights_h5": lambda d: d / "missing.weights.h5",
+    "missing_h5": lambda d: d / "missing.h5",
+    "not_hdf5_h5": lambda d: _write(d / "junk.h5", b"not an HDF5 file" * 8),
+    "unknown_suffix": lambda d: _write(d / "w.pkl", b"\x80\x04K\x01."),
+    "json_without_weight_map": lambda d: _write(d / "w.weights.json", b'{"metadata": {}}'),
+}
+
+
+@pytest.mark.parametrize("case", list(FALLBACKS))
+def test_install_falls_back_to_keras(tmp_path: Path, monkeypatch, caplog, case: str) -> None:
+    """What weightio does not read goes to Keras's loader: the same outcome as without
+    install()."""
+    path = FALLBACKS[case](tmp_path)
+    ref, mine = _mlp(SOURCE), _mlp(SOURCE)
+    before = snapshot(mine)
+    ref_out = keras_load(ref, path)
+    assert ref_out.error is not None  # Keras 3 loads none of these
+    spy = Spy(monkeypatch)
+    caplog.set_level(logging.DEBUG, logger="weightio")
+    with wk.installed():
+        mine_out = run(lambda: mine.load_weights(path))
+    assert not spy.reports  # weightio handed the file to Keras, whose loader raised
+    assert any("handing" in r.getMessage() for r in caplog.records)
+    assert_same(ref, ref_out, mine, mine_out, before)
+
+
+def test_install_npz_keras_archive(tmp_path: Path, monkeypatch) -> None:
+    """A .keras archive whose weights are ``model.weights.npz``: Keras's load_weights fails
+    (it looks for model.weights.h5); under install() the failure must be Keras's."""
+    path = tmp_path / "npz.keras"
+    saving_lib.save_model(_mlp(SOURCE), path, weights_format="npz")
+    with zipfile.ZipFile(path) as archive:
+        assert "model.weights.npz" in archive.namelist()
+    ref, mine = _mlp(SOURCE), _mlp(SOURCE)
+    before = snapshot(mine)
+    ref_out = keras_load(ref, path)
+    with wk.installed():
+        mine_out = run(lambda: mine.load_weights(path))
+    assert_same(ref, ref_out, mine, mine_out, before)
+
+
+def test_install_uninstall_installed() -> None:
+    original = saving_api.load_weights
+    wk.install()
+    try:
+        assert wk.is_installed() and saving_api.load_weights is not original
+        patched = saving_api.load_weights
+        wk.install()  # idempotent
+        assert saving_api.load_weights is patched
+        with wk.installed():  # nested: stays installed afterwards
+            assert saving_api.load_weights is patched
+        assert wk.is_installed()
+    finally:
+        wk.uninstall()
+    assert saving_api.load_weights is original and not wk.is_installed()
+    wk.uninstall()  # harmless when not installed
+    assert saving_api.load_weights is original
+    with pytest.raises(RuntimeError):
+        with wk.installed():
+            raise RuntimeError("boom")
+    assert saving_api.load_weights is original
+
+
+def test_not_a_keras_model(mlp_files) -> None:
+    with pytest.raises(TypeError, match="expects a Keras model"):
+        wk.load_weights(object(), mlp_files["weights_h5"])
