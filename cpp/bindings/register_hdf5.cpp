@@ -124,6 +124,7 @@ class H5File {
   }
 
   const hdf5::File& file() const { return *file_; }
+  const uint8_t* mapped_data() const { return map_->data(); }
   Mapping mapping() const { return Mapping{map_}; }
 
   py::list links(uint64_t group) const {
@@ -141,7 +142,7 @@ class H5File {
     std::vector<hdf5::WalkEntry> entries;
     {
       py::gil_scoped_release release;
-      entries = file_->walk(start, default_threads());
+      entries = file_->walk(start);
     }
     py::list out;
     for (const auto& e : entries) out.append(py::make_tuple(decode_name(e.path), kind_name(e.kind), e.address));
@@ -153,10 +154,9 @@ class H5File {
   // max_expansion times what it stores is refused before anything is allocated.
   py::dict load_all(uint64_t start, py::object threads, uint64_t bomb_floor, uint64_t max_expansion) const {
     std::vector<hdf5::WalkEntry> entries;
-    unsigned nthreads = threads.is_none() ? default_threads() : threads.cast<unsigned>();
     {
       py::gil_scoped_release release;
-      entries = file_->walk(start, nthreads);
+      entries = file_->walk(start);
     }
     std::vector<uint64_t> addresses;
     std::vector<std::string> names;
@@ -289,18 +289,13 @@ class H5File {
     std::map<std::string, py::dtype> dtype_cache;
     unsigned nthreads = threads.is_none() ? default_threads() : threads.cast<unsigned>();
     std::vector<std::exception_ptr> errors;
-    // Pass 0: parse the dataset headers in parallel (failures are reported in pass 1).
-    {
-      py::gil_scoped_release release;
-      parallel_for(n, nthreads, [&](size_t i) { jobs[i].ds = file_->dataset(addresses[i]); }, errors);
-    }
     // Pass 1: describe every output. Small outputs share slabs (one allocation instead of
     // thousands); large ones get arrays of their own so memory is freed per tensor.
     size_t slab_bytes = 0;
     for (size_t i = 0; i < n; ++i) {
       try {
         Job& j = jobs[i];
-        if (!j.ds) j.ds = file_->dataset(addresses[i]);
+        j.ds = file_->dataset(addresses[i]);
         j.ds->check_readable();
         j.reinterpret = !sources[i].empty();
         j.from = j.reinterpret ? convert::ElementType::from_typestr(sources[i]) : j.ds->stored_type();
@@ -469,6 +464,26 @@ void register_hdf5(py::module_& m) {
            py::arg("bomb_floor") = 0, py::arg("max_expansion") = 1000)
       .def("attributes", &H5File::attributes)
       .def("dataset_info", &H5File::dataset_info)
+      .def("view_info", [](const H5File& f, uint64_t address) {
+        // (byte offset or None, shape, typestr): what a zero-copy view needs. None when the
+        // data is not one allocated unfiltered block, or is a string whose stored padding
+        // differs from what a read returns.
+        auto ds = f.file().dataset(address);
+        const auto& type = ds->type();
+        py::tuple shape(ds->space().dims.size());
+        for (size_t d = 0; d < ds->space().dims.size(); ++d) shape[d] = py::int_(ds->space().dims[d]);
+        io::ByteSpan span;
+        bool padded = type.cls == hdf5::DataType::Class::kString && type.string_pad != 1;
+        bool direct = false;
+        try {
+          ds->check_readable();
+          direct = !padded && ds->space().kind != hdf5::Dataspace::Kind::kNull && ds->stored_span(&span);
+        } catch (const UnsupportedFeatureError&) {
+        }
+        py::object offset = direct ? py::object(py::int_(static_cast<uint64_t>(span.data() - f.mapped_data())))
+                                   : py::object(py::none());
+        return py::make_tuple(offset, shape, type.numpy_typestr());
+      })
       .def("read", &H5File::read, py::arg("address"), py::arg("out"), py::arg("start"), py::arg("count"),
            py::arg("source") = "")
       .def("read_many", &H5File::read_many, py::arg("addresses"), py::arg("names"), py::arg("dtypes"),
@@ -478,7 +493,7 @@ void register_hdf5(py::module_& m) {
         std::vector<hdf5::WalkEntry> entries;
         {
           py::gil_scoped_release release;
-          entries = f.file().walk(start, default_threads());
+          entries = f.file().walk(start);
         }
         py::list out;
         for (const auto& e : entries) {

@@ -7,7 +7,6 @@
 
 #include "hdf5/attributes.h"
 #include "hdf5/group.h"
-#include "io/parallel.h"
 
 namespace weightio::hdf5 {
 
@@ -127,32 +126,7 @@ uint64_t File::resolve_from(uint64_t start, const std::string& path, int& hops) 
   return at;
 }
 
-void File::prefetch_tree(uint64_t start, unsigned threads) const {
-  // Breadth first: the links of a level's groups, then their children's headers, each in
-  // parallel. Errors are left for the sequential walk to raise in its own order.
-  std::vector<uint64_t> groups{start};
-  std::unordered_set<uint64_t> seen{start};
-  std::vector<std::exception_ptr> errors;
-  for (int depth = 0; !groups.empty() && depth < limits::kMaxGroupDepth; ++depth) {
-    std::vector<std::shared_ptr<const GroupLinks>> found(groups.size());
-    io::parallel_for(groups.size(), threads, [&](size_t i) { found[i] = links(groups[i]); }, errors);
-    std::vector<uint64_t> children;
-    for (const auto& ls : found) {
-      if (!ls) continue;
-      for (const Link& l : ls->links)
-        if (l.type == Link::Type::kHard && seen.insert(l.address).second) children.push_back(l.address);
-    }
-    std::vector<char> is_group(children.size(), 0);
-    io::parallel_for(children.size(), threads, [&](size_t i) { is_group[i] = kind(children[i]) == ObjectKind::kGroup; },
-                     errors);
-    groups.clear();
-    for (size_t i = 0; i < children.size(); ++i)
-      if (is_group[i]) groups.push_back(children[i]);
-  }
-}
-
-std::vector<WalkEntry> File::walk(uint64_t start, unsigned threads) const {
-  if (threads > 1) prefetch_tree(start, threads);
+std::vector<WalkEntry> File::walk(uint64_t start) const {
   std::vector<WalkEntry> out;
   std::unordered_set<uint64_t> seen{start};
   std::function<void(uint64_t, const std::string&, int)> visit = [&](uint64_t group, const std::string& prefix, int depth) {

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import math
 import os
 import posixpath
 from collections.abc import Callable, Iterator, Sequence
@@ -301,11 +302,18 @@ class Group(_Object):
 class Dataset(_Object):
     """A dataset, like ``h5py.Dataset`` (read-only): shape, dtype, slicing, zero-copy views."""
 
-    __slots__ = ("_info",)
+    __slots__ = ("_info_cache",)
 
     def __init__(self, file: File, addr: int, name: str) -> None:
         super().__init__(file, addr, name)
-        self._info: dict[str, Any] = file._call(name, file._core.dataset_info, addr)
+        self._info_cache: dict[str, Any] | None = None
+
+    @property
+    def _info(self) -> dict[str, Any]:
+        """Everything the core knows about the dataset (parsed on first use)."""
+        if self._info_cache is None:
+            self._info_cache = self.file._call(self.name, self.file._core.dataset_info, self._addr)
+        return self._info_cache
 
     # -- description ---------------------------------------------------------------------
     @property
@@ -443,16 +451,12 @@ class Dataset(_Object):
         """A zero-copy, read-only array over the file mapping (contiguous or compact,
         unfiltered, allocated datasets, in the stored byte order);
         ``UnsupportedFeatureError`` otherwise."""
-        offset = self._info["data_offset"]
-        if self._info["string_pad"] in (_STR_NULLTERM, _STR_SPACEPAD):
-            offset = None  # the stored padding differs from what h5py (and read()) return
+        # The hot path asks the core only for what a view needs.
+        offset, shape, typestr = self.file._call(self.name, self.file._core.view_info, self._addr)
         if offset is None:
             reason = self._info["unsupported"] or f"{self.layout} storage that is not one allocated block"
             raise UnsupportedFeatureError(f"{self.file.filename}: {self.name}: no zero-copy view: {reason}")
-        dtype = self.dtype
-        shape = self.shape or ()
-        count = int(np.prod(shape, dtype=np.int64))
-        arr = np.frombuffer(self.file._mapping, dtype=dtype, count=count, offset=offset)
+        arr = np.frombuffer(self.file._mapping, dtype=typestr, count=math.prod(shape), offset=offset)
         return arr.reshape(shape)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
