@@ -37,6 +37,17 @@ std::vector<ChunkRecord> collect_chunks(const Context& ctx, const Layout& layout
 
 namespace chunk_index {
 
+io::Cursor open_array_block(const Context& ctx, uint64_t address, const char* signature, const char* what,
+                            size_t& start) {
+  io::Cursor c = ctx.at(address, what);
+  start = c.pos();
+  c.expect_signature(signature, what);
+  if (c.u8() != 0) c.fail(std::string("unsupported ") + what + " version");
+  c.skip(1);            // client id
+  ctx.read_offset(c);   // the array header's address
+  return c;
+}
+
 ChunkRecord read_array_element(const Context& ctx, io::Cursor& c, unsigned element_size, bool filtered) {
   ChunkRecord r;
   r.address = ctx.read_offset(c);

@@ -35,6 +35,12 @@ std::vector<ChunkRecord> fixed_array(const Context& ctx, const Layout& layout, c
 std::vector<ChunkRecord> extensible_array(const Context& ctx, const Layout& layout, const ChunkGrid& grid);
 std::vector<ChunkRecord> btree_v2(const Context& ctx, const Layout& layout, const ChunkGrid& grid);
 
+// Opens a block of a fixed or extensible array ("FADB", "EAIB", "EASB", "EADB"): checks
+// the signature and version 0, skips the client id and the owning header's address.
+// `start` receives the block's first byte within the cursor (where its checksum starts).
+io::Cursor open_array_block(const Context& ctx, uint64_t address, const char* signature, const char* what,
+                            size_t& start);
+
 // Reads one array element of a fixed or extensible array: address, and for filtered
 // chunks the stored size and filter mask.
 ChunkRecord read_array_element(const Context& ctx, io::Cursor& c, unsigned element_size, bool filtered);

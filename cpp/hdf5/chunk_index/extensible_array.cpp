@@ -50,12 +50,8 @@ class Reader {
   // Calls `emit(index, record)` for every element below max_index_set.
   template <class Emit>
   void read(Emit emit) {
-    io::Cursor c = ctx_.at(p_.index_block, "extensible array index block");
-    size_t start = c.pos();
-    c.expect_signature("EAIB", "extensible array index block");
-    if (c.u8() != 0) c.fail("unsupported extensible array index block version");
-    c.skip(1);
-    ctx_.read_offset(c);
+    size_t start;
+    io::Cursor c = open_array_block(ctx_, p_.index_block, "EAIB", "extensible array index block", start);
     // The index block points straight at the data blocks of the first 2*log2(min pointers)
     // super blocks, and at the super blocks after those.
     unsigned log2_pointers = 0;
@@ -103,13 +99,9 @@ class Reader {
     if (address == io::kUndefinedAddress) return;
     claim(address, "extensible array super block");
     const SuperBlockInfo& info = sblocks_[s];
-    io::Cursor c = ctx_.at(address, "extensible array super block");
-    size_t start = c.pos();
-    c.expect_signature("EASB", "extensible array super block");
-    if (c.u8() != 0) c.fail("unsupported extensible array super block version");
-    c.skip(1);
-    ctx_.read_offset(c);
-    c.uint_le(offset_size_);
+    size_t start;
+    io::Cursor c = open_array_block(ctx_, address, "EASB", "extensible array super block", start);
+    c.uint_le(offset_size_);  // block offset
     uint64_t pages = paged(info.block_elements) ? info.block_elements >> p_.page_bits : 0;
     uint64_t bitmap_size = (pages + 7) / 8;
     c.need(info.data_blocks * (bitmap_size + ctx_.sizeof_offsets()));
@@ -128,13 +120,9 @@ class Reader {
   void read_data_block(uint64_t address, uint64_t first, uint64_t count, const io::ByteSpan* page_bitmap, Emit& emit) {
     if (address == io::kUndefinedAddress || first >= p_.max_index_set) return;
     claim(address, "extensible array data block");
-    io::Cursor c = ctx_.at(address, "extensible array data block");
-    size_t start = c.pos();
-    c.expect_signature("EADB", "extensible array data block");
-    if (c.u8() != 0) c.fail("unsupported extensible array data block version");
-    c.skip(1);
-    ctx_.read_offset(c);
-    c.uint_le(offset_size_);
+    size_t start;
+    io::Cursor c = open_array_block(ctx_, address, "EADB", "extensible array data block", start);
+    c.uint_le(offset_size_);  // block offset
     if (!paged(count)) {
       c.need(count * p_.element_size + 4);
       io::Cursor check = c;

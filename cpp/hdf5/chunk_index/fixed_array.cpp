@@ -25,12 +25,8 @@ std::vector<ChunkRecord> fixed_array(const Context& ctx, const Layout& layout, c
   std::vector<ChunkRecord> out;
   if (dblock == io::kUndefinedAddress) return out;
 
-  io::Cursor d = ctx.at(dblock, "fixed array data block");
-  size_t dstart = d.pos();
-  d.expect_signature("FADB", "fixed array data block");
-  if (d.u8() != 0) d.fail("unsupported fixed array data block version");
-  d.skip(1);
-  ctx.read_offset(d);
+  size_t dstart;
+  io::Cursor d = open_array_block(ctx, dblock, "FADB", "fixed array data block", dstart);
   const uint64_t page_elements = uint64_t{1} << page_bits;
   auto emit = [&](io::Cursor& c, uint64_t index) {
     ChunkRecord r = read_array_element(ctx, c, entry_size, filtered);
