@@ -86,6 +86,7 @@ void read_v1(const Context& ctx, uint64_t address, ObjectHeader& out) {
   io::Cursor c = ctx.at(address, "object header");
   c.skip(2);  // version, reserved
   size_t count = c.u16();
+  out.messages.reserve(count < 32 ? count : 32);  // one allocation for typical headers
   c.skip(4);  // reference count
   uint64_t size = c.u32();
   c.skip(4);  // pads the 12-byte prefix to 16
@@ -112,6 +113,7 @@ void read_v2(const Context& ctx, uint64_t address, ObjectHeader& out) {
   c.need(chunk0);
   if (c.remaining() - chunk0 < 4) c.fail("object header chunk runs past the end of the file");
   size_t end = c.pos() + static_cast<size_t>(chunk0);
+  out.messages.reserve(8);  // one allocation for typical headers
   HeaderReader reader(ctx, out);
   parse_v2_messages(c, end, has_order, reader);
   c.seek(end);
@@ -131,7 +133,6 @@ void read_v2(const Context& ctx, uint64_t address, ObjectHeader& out) {
 ObjectHeader read_object_header(const Context& ctx, uint64_t address) {
   ObjectHeader out;
   out.address = address;
-  out.messages.reserve(12);  // typical headers hold fewer: one allocation
   io::Cursor c = ctx.at(address, "object header");
   c.need(4);
   if (c.span()[c.pos()] == 1) {
