@@ -231,6 +231,15 @@ class H5File {
     d["filters"] = filters;
     const auto& fill = ds->fill();
     d["storage_size"] = problem_free_storage_size(*ds);
+    py::list external;
+    if (ds->has_external_storage()) {
+      try {
+        for (const auto& e : ds->external_files())
+          external.append(py::make_tuple(decode_name(e.name), e.offset, e.size));
+      } catch (const FormatError&) {
+      }
+    }
+    d["external"] = external;
     d["fill"] = fill.defined ? py::object(py::bytes(reinterpret_cast<const char*>(fill.value.data()), fill.value.size()))
                              : py::object(py::none());
     std::string problem;

@@ -6,6 +6,7 @@
 #include "convert/hyperslab.h"
 #include "hdf5/chunk_index/chunk_index.h"
 #include "hdf5/filters/filters.h"
+#include "hdf5/local_heap.h"
 
 namespace weightio::hdf5 {
 
@@ -25,7 +26,10 @@ Dataset::Dataset(const Context& ctx, const ObjectHeader& header) : ctx_(ctx), ad
   } else if (const RawMessage* fo = header.find(kMsgFillValueOld)) {
     fill_ = parse_fill_value_old(io::Cursor(fo->data, fo->offset));
   }
-  external_ = header.find(kMsgExternalFiles) != nullptr;
+  if (const RawMessage* e = header.find(kMsgExternalFiles)) {
+    external_ = true;
+    external_message_ = *e;
+  }
   if (layout_.cls == Layout::Class::kChunked && layout_.chunk_dims.size() != space_.dims.size())
     throw FormatError("chunk rank differs from dataset rank", ctx.absolute(address_, "dataset"));
   // Hardening: elements * element size must not wrap. It did for hostile extents, and
@@ -85,6 +89,24 @@ bool Dataset::stored_span(io::ByteSpan* out) const {
     throw FormatError("contiguous storage is smaller than the dataset", ctx_.absolute(layout_.address, "dataset data"));
   *out = ctx_.span(layout_.address, bytes, "contiguous dataset data");
   return true;
+}
+
+std::vector<Dataset::ExternalFile> Dataset::external_files() const {
+  std::vector<ExternalFile> out;
+  if (!external_) return out;
+  io::Cursor c(external_message_.data, external_message_.offset);
+  if (c.u8() != 1) c.fail("unsupported external data files message version");
+  c.skip(3);
+  c.u16();  // allocated slots
+  unsigned used = c.u16();
+  LocalHeap heap(ctx_, ctx_.read_offset(c));
+  for (unsigned i = 0; i < used; ++i) {
+    uint64_t name = ctx_.read_length(c);
+    uint64_t offset = ctx_.read_length(c);
+    uint64_t size = ctx_.read_length(c);
+    out.push_back(ExternalFile{heap.string_at(name), offset, size});
+  }
+  return out;
 }
 
 uint64_t Dataset::storage_size() const {

@@ -30,6 +30,13 @@ class Dataset {
   const FilterPipeline& pipeline() const { return pipeline_; }
   const FillValue& fill() const { return fill_; }
   bool has_external_storage() const { return external_; }
+  // External Data Files message 0x0007 (spec IV.A.2.h): the files that hold the data, as
+  // (name, offset, size) like h5py's Dataset.external. Read only to be named in errors.
+  struct ExternalFile {
+    std::string name;
+    uint64_t offset, size;
+  };
+  std::vector<ExternalFile> external_files() const;
   uint64_t num_elements() const { return space_.num_elements(); }
 
   // The stored element type; throws UnsupportedFeatureError for types the native reader
@@ -68,6 +75,7 @@ class Dataset {
   FilterPipeline pipeline_;
   FillValue fill_;
   bool external_ = false;
+  RawMessage external_message_;
   mutable std::once_flag chunks_once_;
   mutable std::vector<ChunkRecord> chunks_;
 };

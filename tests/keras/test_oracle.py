@@ -978,15 +978,10 @@ def _hostile_file(mlp_files: dict[str, Path], directory: Path, case: str) -> Pat
 
 @pytest.mark.parametrize("skip_mismatch", [False, True], ids=["strict", "skip_mismatch"])
 @pytest.mark.parametrize("case", list(SAFETY))
-def test_hostile_file(mlp_files, tmp_path: Path, case: str, skip_mismatch: bool, request) -> None:
+def test_hostile_file(mlp_files, tmp_path: Path, case: str, skip_mismatch: bool) -> None:
     """Keras refuses links, external storage and shape bombs; weightio must refuse them the
     same way (same exception, same message; for .weights.h5 Keras collects the error per
     object and, with skip_mismatch, only warns) and leave the model unchanged."""
-    if case == "weights_h5/external_storage":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "known difference: Keras's message quotes h5py's dataset.external list "
-            "[('raw.bin', 0, 48)]; weightio does not decode the External Data Files message and "
-            "names the dataset instead (same exception type, model unchanged)")))
     path = _hostile_file(mlp_files, tmp_path, case)
     oracle(lambda: _mlp(SOURCE), path, skip_mismatch=skip_mismatch)
 

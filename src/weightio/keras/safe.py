@@ -54,8 +54,8 @@ def safe_dataset(group: Any, name: str) -> Dataset:
         raise ValueError(f"Invalid H5 file, expected Dataset, received {type(dataset)}")
     if dataset.layout == "virtual":
         raise ValueError("Not allowed: H5 file with virtual Dataset")
-    if "external storage" in (dataset._info["unsupported"] or ""):
-        raise ValueError(f"Not allowed: H5 file with external Dataset: {dataset.name}")
+    if dataset._info["external"]:
+        raise ValueError(f"Not allowed: H5 file with external Dataset: {dataset._info['external']}")
     declared = (dataset.size or 0) * dataset.dtype.itemsize
     stored = dataset._info["storage_size"]
     if declared > BOMB_FLOOR_BYTES and declared > MAX_EXPANSION * stored:
