@@ -215,7 +215,6 @@ class H5File {
     d["typestr"] = ds->type().numpy_typestr();
     d["type"] = ds->type().describe();
     d["opaque_tag"] = ds->type().tag;
-    d["string_pad"] = ds->type().cls == hdf5::DataType::Class::kString ? static_cast<int>(ds->type().string_pad) : -1;
     d["itemsize"] = ds->type().size;
     d["layout"] = layout_name(ds->layout().cls);
     if (ds->layout().cls == hdf5::Layout::Class::kChunked) {
@@ -249,10 +248,10 @@ class H5File {
       problem = e.what();
     }
     d["unsupported"] = problem.empty() ? py::object(py::none()) : py::object(py::str(problem));
+    // Contiguous storage that cannot hold the declared extent is a FormatError now, before
+    // any caller allocates an output of that (possibly huge, mutated) shape.
     io::ByteSpan span;
-    bool direct = problem.empty() && ds->stored_span(&span);
-    d["data_offset"] = direct ? py::object(py::int_(static_cast<uint64_t>(span.data() - map_->data())))
-                              : py::object(py::none());
+    if (problem.empty()) ds->stored_span(&span);
     return d;
   }
 
@@ -274,18 +273,11 @@ class H5File {
   // Reads whole datasets into new arrays, in parallel, without the GIL. `dtypes[i]` None
   // keeps the stored type; `sources[i]` non-empty reinterprets the stored elements
   // (e.g. "bfloat16" for Keras's 2-byte opaque bfloat16).
-  // `outs`, when given, holds for each item None or a C-contiguous writeable array of the
-  // dataset's shape to read into (converting to its dtype): e.g. a variable's own buffer.
   py::list read_many(const std::vector<uint64_t>& addresses, const std::vector<std::string>& names,
                      const std::vector<py::object>& dtypes, const std::vector<std::string>& sources,
-                     py::object threads, py::object outs = py::none()) const {
+                     py::object threads) const {
     size_t n = addresses.size();
     if (names.size() != n || dtypes.size() != n || sources.size() != n) throw std::invalid_argument("length mismatch");
-    std::vector<py::object> given(n, py::none());
-    if (!outs.is_none()) {
-      given = outs.cast<std::vector<py::object>>();
-      if (given.size() != n) throw std::invalid_argument("length mismatch");
-    }
     struct Job {
       std::shared_ptr<const hdf5::Dataset> ds;
       convert::ElementType from, to;
@@ -313,13 +305,7 @@ class H5File {
           j.reinterpret = true;
           j.from = convert::ElementType{convert::Kind::kBFloat16, 2, false};
         }
-        if (!given[i].is_none()) {
-          if (!py::isinstance<py::array>(given[i])) throw std::invalid_argument("outs items must be numpy arrays");
-          auto arr = py::reinterpret_borrow<py::array>(given[i]);
-          std::vector<uint64_t> dims = j.ds->space().dims;
-          check_output(arr, dims);
-          j.dtype = arr.dtype();
-        } else j.dtype = !dtypes[i].is_none() ? py::dtype::from_args(dtypes[i])
+        j.dtype = !dtypes[i].is_none() ? py::dtype::from_args(dtypes[i])
                   : j.reinterpret      ? bindings::dtype_of(j.from)
                                        : cached_dtype(j.ds->type().numpy_typestr(), dtype_cache);
         j.to = bindings::element_type_of(j.dtype);
@@ -329,7 +315,7 @@ class H5File {
         if (itemsize != 0 && count > (uint64_t{1} << 62) / itemsize)
           throw Error("the result would take more than 2^62 bytes as " + std::string(py::str(j.dtype)));
         j.nbytes = static_cast<size_t>(count * itemsize);
-        if (j.nbytes < kSlabItemLimit && given[i].is_none()) slab_bytes += align_up(j.nbytes);
+        if (j.nbytes < kSlabItemLimit) slab_bytes += align_up(j.nbytes);
       } catch (const Error&) {
         rethrow_with_context(std::current_exception(), "'" + names[i] + "': ");
       }
@@ -342,11 +328,7 @@ class H5File {
     for (size_t i = 0; i < n; ++i) {
       Job& j = jobs[i];
       std::vector<py::ssize_t> shape(j.ds->space().dims.begin(), j.ds->space().dims.end());
-      if (!given[i].is_none()) {
-        auto arr = py::reinterpret_borrow<py::array>(given[i]);
-        j.out = static_cast<uint8_t*>(arr.mutable_data());
-        results.append(arr);
-      } else if (j.nbytes < kSlabItemLimit) {
+      if (j.nbytes < kSlabItemLimit) {
         py::array arr(j.dtype, shape, std::vector<py::ssize_t>{}, slab_at, slab);
         j.out = slab_at;
         slab_at += align_up(j.nbytes);
@@ -496,9 +478,9 @@ void register_hdf5(py::module_& m) {
       .def("read", &H5File::read, py::arg("address"), py::arg("out"), py::arg("start"), py::arg("count"),
            py::arg("source") = "")
       .def("read_many", &H5File::read_many, py::arg("addresses"), py::arg("names"), py::arg("dtypes"),
-           py::arg("sources"), py::arg("threads") = py::none(), py::arg("outs") = py::none())
+           py::arg("sources"), py::arg("threads") = py::none())
       .def("datasets", [](const H5File& f, uint64_t start) {
-        // (path, address, shape, typestr, storage size, direct) of every dataset below `start`.
+        // (path, address, shape, typestr, storage size) of every dataset below `start`.
         std::vector<hdf5::WalkEntry> entries;
         {
           py::gil_scoped_release release;
@@ -508,21 +490,12 @@ void register_hdf5(py::module_& m) {
         for (const auto& e : entries) {
           if (e.kind != hdf5::ObjectKind::kDataset) continue;
           auto ds = f.file().dataset(e.address);
-          // "direct": one allocated, in-bounds, unfiltered block, so reading it cannot fail.
-          bool direct = false;
-          try {
-            io::ByteSpan span;
-            ds->check_readable();
-            direct = ds->stored_span(&span);
-          } catch (const Error&) {
-          }
           // Keras's "shape bomb" rule needs the stored size only for datasets declaring > 4 GiB.
           uint64_t declared = ds->num_elements() * ds->type().size;
           uint64_t stored = declared > (uint64_t{1} << 32) ? problem_free_storage_size(*ds) : declared;
           py::tuple shape(ds->space().dims.size());
           for (size_t d = 0; d < ds->space().dims.size(); ++d) shape[d] = py::int_(ds->space().dims[d]);
-          out.append(py::make_tuple(decode_name("/" + e.path), e.address, shape, ds->type().numpy_typestr(), stored,
-                                    direct));
+          out.append(py::make_tuple(decode_name("/" + e.path), e.address, shape, ds->type().numpy_typestr(), stored));
         }
         return out;
       });

@@ -27,7 +27,6 @@ from .errors import Error, UnsupportedFeatureError, with_context
 log = logging.getLogger("weightio")
 
 _FILTER_COMPRESSION = {1: "gzip", 4: "szip", 32000: "lzf"}
-_STR_NULLTERM, _STR_SPACEPAD = 0, 2
 
 
 def _enc(name: str) -> bytes:

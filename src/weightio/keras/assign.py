@@ -37,7 +37,7 @@ class Recorder:
         pairs = self.pairs
         pending = [i for i, (_, value) in enumerate(pairs) if isinstance(value, LazyArray) and value._array is None]
         # One parallel read, each value converted to its variable's dtype while reading.
-        read_lazy([pairs[i][1] for i in pending], [None] * len(pending), [_numpy_dtype(pairs[i][0]) for i in pending])
+        read_lazy([pairs[i][1] for i in pending], [_numpy_dtype(pairs[i][0]) for i in pending])
         assign = _assigner()
         for variable, value in pairs:
             assign(variable, value.materialize() if isinstance(value, LazyArray) else value)

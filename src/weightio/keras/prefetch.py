@@ -6,8 +6,8 @@ that Keras's loaders find arrays instead of opening datasets one by one.
 ``Deferred(file)`` reads nothing up front: it hands out ``LazyArray``s (shape and dtype
 known, bytes not read). When the only thing Keras's code does with a value is assign it to
 a variable, the bytes are read at the end, all at once, in parallel, converted to the
-variable's dtype in the same pass, and on the numpy backend straight into the variable's
-own memory: one copy from the page cache to the destination.
+variable's dtype in the same pass, into fresh arrays that the variables then adopt: one
+copy from the page cache to the destination.
 """
 
 from __future__ import annotations
@@ -60,15 +60,14 @@ class LazyArray:
     """A dataset whose shape and dtype are known and whose bytes are read when needed:
     by ``np.asarray``, any ndarray attribute, or the bulk read of ``read_lazy``."""
 
-    __slots__ = ("_array", "address", "direct", "dtype", "path", "shape", "source")
+    __slots__ = ("_array", "address", "dtype", "path", "shape", "source")
 
-    def __init__(self, source: Deferred, path: str, address: int, shape: tuple[int, ...], dtype: np.dtype, direct: bool):
+    def __init__(self, source: Deferred, path: str, address: int, shape: tuple[int, ...], dtype: np.dtype):
         self.source = source
         self.path = path
         self.address = address
         self.shape = shape
         self.dtype = dtype
-        self.direct = direct
         self._array: np.ndarray | None = None
 
     @property
@@ -81,7 +80,7 @@ class LazyArray:
 
     def materialize(self) -> np.ndarray:
         if self._array is None:
-            read_lazy([self], [None], [None])
+            read_lazy([self], [None])
         assert self._array is not None
         return self._array
 
@@ -109,7 +108,7 @@ class Deferred:
         self.file = file
         self.threads = threads
         self.index: dict[str, LazyArray] = {}
-        for path, address, shape, typestr, stored, direct in file._core.datasets(file._addr):
+        for path, address, shape, typestr, stored in file._core.datasets(file._addr):
             if not typestr:
                 continue  # read through the safe path (and the h5py fallback)
             dtype = np.dtype(typestr)
@@ -118,7 +117,7 @@ class Deferred:
             declared = math.prod(shape) * dtype.itemsize
             if declared > BOMB_FLOOR_BYTES and declared > MAX_EXPANSION * stored:
                 continue  # the safe path raises Keras's error if Keras asks for it
-            self.index[path] = LazyArray(self, path, address, tuple(shape), dtype, direct)
+            self.index[path] = LazyArray(self, path, address, tuple(shape), dtype)
 
     def dataset(self, group: Group, name: str) -> Any:
         lazy = self.index.get(f"{group.name.rstrip('/')}/{name}")
@@ -127,9 +126,8 @@ class Deferred:
         return _read_dataset(safe_dataset(group, name))
 
 
-def read_lazy(values: list[LazyArray], outs: list[np.ndarray | None], dtypes: list[Any]) -> None:
-    """Reads many lazy arrays at once, per file, in parallel: into ``outs[i]`` where given
-    (an array of the right shape; converted to its dtype), else into new arrays of
+def read_lazy(values: list[LazyArray], dtypes: list[Any]) -> None:
+    """Reads many lazy arrays at once, per file, in parallel, into new arrays of
     ``dtypes[i]`` (None: the stored type). Sets each value's array."""
     by_source: dict[int, list[int]] = {}
     for i, value in enumerate(values):
@@ -140,10 +138,9 @@ def read_lazy(values: list[LazyArray], outs: list[np.ndarray | None], dtypes: li
         arrays = core.read_many(
             [values[i].address for i in indices],
             [values[i].path for i in indices],
-            [None if outs[i] is not None else dtypes[i] for i in indices],
+            [dtypes[i] for i in indices],
             [""] * len(indices),
             source.threads,
-            [outs[i] for i in indices],
         )
         for i, array in zip(indices, arrays):
             values[i]._array = array
