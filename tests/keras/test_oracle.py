@@ -1035,6 +1035,26 @@ def test_load_model_of_weights_only_file(mlp_files, fmt: str) -> None:
     assert ref_out.error is not None
 
 
+def test_keras_load_model_in_other_thread_during_load_model(saved) -> None:
+    """Keras's own legacy ``load_model`` (which opens the file with ``h5py.File``) runs in
+    another thread while ``weightio.keras.load_model`` reads the same kind of file."""
+    source, path = saved("sequential_dense", "full_model_h5")
+    expected = state(source)
+
+    def keras_loads() -> str | None:
+        loaded = keras.saving.load_model(path, compile=False)
+        return None if state(loaded) == expected else "Keras's load_model in the other thread loaded wrong values"
+
+    race = Race(keras_loads)
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not race.problems:
+            assert state(wk.load_model(path, compile=False)) == expected
+    finally:
+        problems = race.finish()
+    assert not problems, problems[0]
+
+
 # -- install() ---------------------------------------------------------------------------
 
 

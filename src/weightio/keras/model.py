@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import zipfile
 from typing import Any
 
@@ -64,18 +65,29 @@ def _load_keras_zip(path: str, custom_objects: Any, compile: bool, safe_mode: bo
     return model
 
 
-class _OpenedFile:
-    """Stands in for ``h5py.File`` inside Keras's legacy loader: "opening" returns the file
-    weightio already opened."""
+class _H5pyForThisThread:
+    """Stands in for the ``h5py`` module inside Keras's legacy loader. On the loading thread
+    ``File`` is a class whose "opening" returns the file weightio already opened; other
+    threads (and every other attribute) get the real h5py, so Keras code running elsewhere
+    meanwhile is unaffected."""
 
-    current: Any = None
+    def __init__(self, file: Any, real: Any) -> None:
+        opened = file
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
-        return cls.current
+        class OpenedFile:
+            def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+                return opened
 
+        self._opened = OpenedFile
+        self._real = real
+        self._owner = threading.get_ident()
 
-class _H5pyShim:
-    File = _OpenedFile
+    @property
+    def File(self) -> Any:  # noqa: N802 - h5py's name
+        return self._opened if threading.get_ident() == self._owner else self._real.File
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
 
 
 def _load_legacy_h5(path: str, custom_objects: Any, compile: bool, safe_mode: bool) -> Any:
@@ -88,14 +100,10 @@ def _load_legacy_h5(path: str, custom_objects: Any, compile: bool, safe_mode: bo
             raise ValueError(f"No model config found in the file at {path}.")
         json.loads(file.attrs["model_config"] if isinstance(file.attrs["model_config"], str) else file.attrs["model_config"].decode())
         prefetched = Prefetched(file)
-        _OpenedFile.current = file
-        try:
-            with patched(
-                legacy_h5_format,
-                h5py=_H5pyShim,
-                safe_get_h5_group=safe_group,
-                safe_get_h5_dataset=prefetched.dataset,
-            ):
-                return legacy_h5_format.load_model_from_hdf5(path, custom_objects=custom_objects, compile=compile)
-        finally:
-            _OpenedFile.current = None
+        with patched(
+            legacy_h5_format,
+            h5py=_H5pyForThisThread(file, legacy_h5_format.h5py),
+            safe_get_h5_group=safe_group,
+            safe_get_h5_dataset=prefetched.dataset,
+        ):
+            return legacy_h5_format.load_model_from_hdf5(path, custom_objects=custom_objects, compile=compile)
