@@ -774,6 +774,22 @@ def test_training_after_load(mlp_files, fmt: str) -> None:
     assert state(mine) == state(ref)
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute variables exist on the TensorFlow backend only")
+@pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
+def test_distribution_strategy_variables(variant_files, fmt: str) -> None:
+    """Variables made under a tf.distribute strategy are not plain resource variables:
+    weightio's direct assign op must not be used on them, Keras's assignment is."""
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        ref, mine = _mlp(SOURCE), _mlp(SOURCE)
+        assert type(mine.weights[0].value).__name__ != "ResourceVariable"
+        assert keras_load(ref, variant_files["B", fmt]).error is None
+        wk.load_weights(mine, variant_files["B", fmt])
+    assert state(mine) == state(ref) == state(models.randomize(_mlp(SOURCE), seed=200))
+
+
 @pytest.mark.parametrize("cut", [100, 0.5], ids=["last_100_bytes", "half"])
 @pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
 def test_truncated_file(mlp_files, tmp_path: Path, fmt: str, cut: float) -> None:
