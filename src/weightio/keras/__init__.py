@@ -138,7 +138,7 @@ def _load_natively(
 def _load_tf_keras(
     model: Any, path: str, skip_mismatch: bool, by_name: bool, threads: int | None, start: float, **kwargs: Any
 ) -> LoadReport:
-    """tf-keras models: legacy HDF5 natively; .keras/.weights.h5 (tf-keras's v3 format) and
+    """tf-keras models: legacy HDF5 and tf-keras's own ``.weights.h5`` / ``.keras`` natively;
     TensorFlow checkpoints go to tf-keras."""
     from . import tf_keras
 
@@ -146,11 +146,16 @@ def _load_tf_keras(
     if kwargs:
         raise TypeError(f"load_weights() got unexpected keyword arguments {sorted(kwargs)}")
     fmt = sniff(path)
-    if fmt is not Format.LEGACY_H5:
+    if fmt is Format.KERAS_ZIP and not has_h5_weights_member(path):
+        raise NotHandled(f"{path}: the archive holds no model.weights.h5")
+    if fmt not in (Format.LEGACY_H5, Format.WEIGHTS_H5, Format.KERAS_ZIP):
         raise NotHandled(f"{path}: tf-keras {fmt.value} files are loaded by tf-keras itself")
     with open_sources(path, fmt) as sources, _gc_paused():
-        (file,) = sources.files.values()
-        assigned = tf_keras.load(model, file, bool(by_name), skip_mismatch, threads)
+        if fmt is Format.LEGACY_H5:
+            (file,) = sources.files.values()
+            assigned = tf_keras.load(model, file, bool(by_name), skip_mismatch, threads)
+        else:  # tf-keras ignores by_name for these files
+            assigned = tf_keras.load_v3(model, sources, skip_mismatch, threads)
     return LoadReport(path, fmt, assigned, time.perf_counter() - start)
 
 

@@ -1,20 +1,28 @@
-"""Legacy HDF5 weights into tf-keras (Keras 2) models, through tf-keras's own
-``hdf5_format`` loaders (so its conversions of old layouts, ``preprocess_weights_for_loading``,
-apply unchanged) over natively prefetched arrays, all-or-nothing.
+"""Weights into tf-keras (Keras 2) models through tf-keras's own loaders over natively
+prefetched arrays, all-or-nothing.
 
-tf-keras gathers every (variable, value) pair and sets them with one
-``backend.batch_set_value``; weightio records that call, checks every shape first (a
-mismatch raises TensorFlow's own error before anything is assigned), then performs it.
+Legacy HDF5 (``load``): tf-keras's ``hdf5_format`` loaders (so its conversions of old
+layouts, ``preprocess_weights_for_loading``, apply unchanged) gather every (variable, value)
+pair and set them with one ``backend.batch_set_value``; weightio records that call, checks
+every shape first (a mismatch raises TensorFlow's own error before anything is assigned),
+then performs it.
+
+tf-keras's v3 format, ``.weights.h5`` and ``.keras`` (``load_v3``): tf-keras's own
+``saving_lib`` traversal, with ``tf.Variable.assign`` recorded and performed at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from ..file import File, Group
-from .assign import patched
+from .assign import LOAD_LOCK, patched
+from .formats import WeightSources
 from .prefetch import Prefetched
 
 
@@ -70,3 +78,130 @@ def load(model: Any, file: File, by_name: bool, skip_mismatch: bool, threads: in
 def _lookup(prefetched: Prefetched, group: Group, name: str) -> Any:
     array = prefetched.arrays.get(f"{group.name.rstrip('/')}/{name}")
     return array if array is not None else np.asarray(group[name])
+
+
+# -- tf-keras's own v3 format: .weights.h5 and .keras ---------------------------------------
+
+
+def load_v3(model: Any, sources: WeightSources, skip_mismatch: bool, threads: int | None) -> int:
+    """tf-keras's ``saving_lib.load_weights_only`` (``.weights.h5``, ``.keras``) over weightio.
+
+    tf-keras's own traversal runs unchanged (its ``_load_state``, each object's
+    ``load_own_variables``, its ``skip_mismatch`` warnings); ``tf.Variable.assign`` is recorded
+    meanwhile and performed only if the traversal finished. Objects whose
+    ``load_own_variables`` does more than assign (Normalization's ``finalize_state``,
+    StringLookup's tf-idf constant) run theirs again once the values are in place.
+    Returns the number of variables assigned."""
+    from tf_keras.src import backend
+    from tf_keras.src.engine import base_layer
+    from tf_keras.src.optimizers import optimizer
+    from tf_keras.src.saving import saving_lib
+
+    (file,) = sources.files.values()
+    store = _Store(Prefetched(file, threads))
+    plain = {base_layer.Layer.load_own_variables, optimizer.Optimizer.load_own_variables}
+    rerun: list[tuple[Any, str]] = []
+    original_load_state = saving_lib._load_state
+
+    def observed(trackable: Any, weights_store: Any, *args: Any, **kwargs: Any) -> Any:
+        own = getattr(type(trackable), "load_own_variables", None)
+        if weights_store is store and own is not None and own not in plain:
+            inner_path = kwargs.get("inner_path", args[1] if len(args) > 1 else "")
+            rerun.append((trackable, inner_path))
+        return original_load_state(trackable, weights_store, *args, **kwargs)
+
+    recorded: list[tuple[Any, Any]] = []
+    with patched(saving_lib, _load_state=observed), _recording_tf_assign(recorded):
+        saving_lib._load_state(
+            model,
+            weights_store=store,
+            assets_store=None,
+            inner_path="",
+            skip_mismatch=skip_mismatch,
+            visited_trackables=set(),
+        )
+    backend.batch_set_value(recorded)
+    for trackable, inner_path in rerun:
+        trackable.load_own_variables(store.get(inner_path))
+    return len({id(v) for v, _ in recorded})
+
+
+class _Store:
+    """What tf-keras's ``H5IOStore`` gives ``_load_state`` in read mode: ``get(path)`` is
+    the ``<path>/vars`` group (as a dict of arrays), or ``{}`` where there is none."""
+
+    def __init__(self, prefetched: Prefetched) -> None:
+        self.prefetched = prefetched
+
+    def __bool__(self) -> bool:
+        return True
+
+    def get(self, path: str) -> Any:
+        root = self.prefetched.file
+        if not path:
+            return _Vars(self.prefetched, root["vars"])
+        if path in root and "vars" in root[path]:
+            return _Vars(self.prefetched, root[path]["vars"])
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+class _Vars:
+    """One ``vars`` group as tf-keras's layers read it: ``keys()``, ``len()``, ``store["0"]``."""
+
+    def __init__(self, prefetched: Prefetched, group: Group) -> None:
+        self.prefetched = prefetched
+        self.group = group
+
+    def keys(self) -> Any:
+        return self.group.keys()
+
+    def __len__(self) -> int:
+        return len(self.group)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.group
+
+    def __getitem__(self, key: str) -> Any:
+        return _lookup(self.prefetched, self.group, key)
+
+
+@contextlib.contextmanager
+def _recording_tf_assign(recorded: list[tuple[Any, Any]]) -> Iterator[None]:
+    """Within the block, ``assign`` on this thread's eager TensorFlow resource variables
+    (tf-keras's weights) only converts the value (TensorFlow's own errors for shapes and
+    dtypes it cannot take) and records the pair; other threads assign as ever."""
+    import tensorflow as tf
+    from tensorflow.python.ops import resource_variable_ops
+
+    owner = threading.get_ident()
+
+    def recorder(original: Any) -> Any:
+        def record(self: Any, value: Any, use_locking: Any = None, name: Any = None, read_value: bool = True) -> Any:
+            if threading.get_ident() != owner or not tf.executing_eagerly():
+                return original(self, value, use_locking, name, read_value)
+            shape = tuple(getattr(value, "shape", np.shape(value)))
+            if not self.shape.is_compatible_with(shape):
+                return original(self, value, use_locking, name, read_value)  # raises TensorFlow's error
+            try:
+                converted = np.asarray(value, dtype=self.dtype.as_numpy_dtype)
+            except (TypeError, ValueError):
+                return original(self, value, use_locking, name, read_value)  # raises TensorFlow's error
+            recorded.append((self, converted))
+            return self if read_value else None
+
+        return record
+
+    # ResourceVariable (tf.Variable's class) defines its own assign, over the base class's.
+    classes = [c for c in (resource_variable_ops.BaseResourceVariable, resource_variable_ops.ResourceVariable) if "assign" in vars(c)]
+    originals = {c: vars(c)["assign"] for c in classes}
+    with LOAD_LOCK:
+        for c in classes:
+            c.assign = recorder(originals[c])
+        try:
+            yield
+        finally:
+            for c in classes:
+                c.assign = originals[c]

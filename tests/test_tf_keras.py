@@ -1,0 +1,345 @@
+"""weightio.keras.load_weights into tf-keras (Keras 2) models, with tf-keras's own
+``model.load_weights`` as the oracle.
+
+Every file is written by tf-keras itself: ``save_weights("x.h5")`` and ``save("x.h5")``
+(legacy HDF5), ``save_weights("x.weights.h5")`` and ``save("x.keras")`` (tf-keras's v3
+format). Each is loaded into one fresh model by tf-keras and into an identical fresh model
+by weightio; both must end with the same variables (bit for bit, optimizer variables
+included), the same derived state (model outputs), the same warnings, and, where tf-keras
+raises, the same exception type and message, with weightio's model left exactly as it was.
+
+tf-keras needs TensorFlow, not Keras 3's backend switch, so this runs in the main process.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tf_keras  # the test extra installs it: a missing tf-keras fails here, loudly
+
+import weightio.keras as wk
+
+L = tf_keras.layers
+FORMATS = {
+    "legacy_h5": ("save_weights", "w.h5"),
+    "full_model_h5": ("save", "m.h5"),
+    "weights_h5": ("save_weights", "w.weights.h5"),
+    "keras_zip": ("save", "m.keras"),
+}
+V3 = ["weights_h5", "keras_zip"]
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+def _mlp(units: int = 2) -> Any:
+    return tf_keras.Sequential(
+        [tf_keras.Input((4,)), L.Dense(5, name="a"), L.BatchNormalization(name="bn"), L.Dense(units, name="b")], name="mlp"
+    )
+
+
+def _nested() -> Any:
+    inner = tf_keras.Sequential([tf_keras.Input((5,)), L.Dense(5, name="inner_dense"), L.BatchNormalization(name="inner_bn")], name="inner")
+    x = tf_keras.Input((4,))
+    return tf_keras.Model(x, L.Dense(2, name="post")(inner(L.Dense(5, name="pre")(x))), name="nested")
+
+
+def _rnn_conv() -> Any:
+    x = tf_keras.Input((6, 6, 3))
+    y = L.Conv2D(4, 3, name="conv")(x)
+    y = L.Reshape((4, 16))(y)
+    y = L.Bidirectional(L.LSTM(3, return_sequences=True), name="bidi")(y)
+    y = L.GRU(2, name="gru")(y)
+    return tf_keras.Model(x, L.Dense(1, name="out")(y), name="rnn_conv")
+
+
+def _normalization() -> Any:
+    norm = L.Normalization(name="norm")
+    norm.adapt(np.arange(24, dtype="float32").reshape(6, 4))
+    return tf_keras.Sequential([tf_keras.Input((4,)), norm, L.Dense(3, name="d")], name="normed")
+
+
+def _lookup() -> Any:
+    """StringLookup in tf-idf mode keeps a constant derived from its idf weights, set in
+    its own ``load_own_variables``."""
+    lookup = L.StringLookup(vocabulary=["a", "b", "c"], idf_weights=[0.5, 1.0, 2.0], output_mode="tf_idf", name="lookup")
+    x = tf_keras.Input((3,), dtype="string")
+    return tf_keras.Model(x, L.Dense(2, name="d")(lookup(x)), name="lookup_model")
+
+
+class _Block(L.Layer):
+    def __init__(self, units: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dense = L.Dense(units)
+        self.units = units
+
+    def build(self, input_shape: Any) -> None:
+        self.scale = self.add_weight(name="scale", shape=(self.units,), initializer="ones")
+        self.count = self.add_weight(name="count", shape=(), dtype="int32", initializer="zeros", trainable=False)
+
+    def call(self, t: Any) -> Any:
+        return self.dense(t) * self.scale
+
+
+class _Subclassed(tf_keras.Model):
+    def __init__(self) -> None:
+        super().__init__(name="sub")
+        self.enc = L.Dense(4)
+        self.blocks = [_Block(4), _Block(4)]
+        self.head = L.Dense(3)
+
+    def call(self, t: Any) -> Any:
+        t = self.enc(t)
+        for block in self.blocks:
+            t = block(t)
+        return self.head(t)
+
+
+def _subclassed() -> Any:
+    model = _Subclassed()
+    model(np.zeros((1, 4), "float32"))
+    return model
+
+
+def _compiled() -> Any:
+    model = _mlp()
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-2), loss="mse")
+    model.optimizer.build(model.trainable_variables)  # its variables are randomized with the model's
+    return model
+
+
+BUILDERS: dict[str, Callable[[], Any]] = {
+    "mlp": _mlp,
+    "nested": _nested,
+    "rnn_conv": _rnn_conv,
+    "normalization": _normalization,
+    "subclassed": _subclassed,
+    "compiled": _compiled,
+    "lookup": _lookup,
+}
+INPUTS = {
+    "mlp": (4,), "nested": (4,), "rnn_conv": (6, 6, 3), "normalization": (4,), "subclassed": (4,), "compiled": (4,), "lookup": (3,),
+}
+
+
+def randomize(model: Any, seed: int) -> Any:
+    rng = np.random.default_rng(seed)
+    optimizer = getattr(model, "optimizer", None)
+    for w in list(model.weights) + (list(optimizer.variables) if optimizer is not None else []):
+        shape, dtype = np.shape(w.numpy()), w.dtype.as_numpy_dtype  # (idf weights: a dynamic shape)
+        value = rng.integers(0, 9, shape) if np.issubdtype(dtype, np.integer) else rng.standard_normal(shape)
+        if "variance" in w.name:
+            value = np.abs(value) + 0.5
+        w.assign(value.astype(dtype))
+    return model
+
+
+def build(name: str, seed: int) -> Any:
+    return randomize(BUILDERS[name](), seed)
+
+
+def state(model: Any) -> list[tuple[tuple[int, ...], str, bytes]]:
+    """Every variable of the model (and of its optimizer), bit for bit, in order (not by
+    name: two instances of a model get different automatic names)."""
+    variables = list(model.weights)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        variables += list(optimizer.variables)
+    return [(tuple(v.shape), v.dtype.name, np.asarray(v.numpy()).tobytes()) for v in variables]
+
+
+def outputs(model: Any, name: str) -> bytes:
+    if name == "lookup":
+        x = np.array([["a", "c", "c"], ["b", "x", "a"]])
+    else:
+        x = np.random.default_rng(9).standard_normal((2, *INPUTS[name])).astype("float32")
+    return np.asarray(model(x)).tobytes()
+
+
+# -- running both loaders -------------------------------------------------------------------
+
+
+class Outcome:
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self.warnings: list[tuple[type, str]] = []
+
+    def describe(self) -> tuple[str, str] | None:
+        return None if self.error is None else (type(self.error).__name__, _no_address(str(self.error)))
+
+
+def run(fn: Callable[[], Any]) -> Outcome:
+    out = Outcome()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - compared by the caller
+            out.error = exc
+    out.warnings = [(w.category, _no_address(str(w.message))) for w in caught]
+    return out
+
+
+def _no_address(message: str) -> str:
+    """Messages name objects by repr ("<Dense object at 0x7f...>"): the two models differ."""
+    return re.sub(r" at 0x[0-9a-f]+>", " at 0x...>", message)
+
+
+def save(model: Any, fmt: str, directory: Path) -> Path:
+    method, filename = FORMATS[fmt]
+    path = directory / filename
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "You are saving your model as an HDF5 file", UserWarning)
+        getattr(model, method)(str(path))
+    return path
+
+
+def oracle(make: Callable[[], Any], path: Path, name: str | None = None, **kwargs: Any) -> tuple[Any, Outcome, Outcome]:
+    """Loads ``path`` into two fresh ``make()`` models, by tf-keras and by weightio; returns
+    (weightio's model, tf-keras's outcome, weightio's outcome) after comparing them."""
+    ref, mine = make(), make()
+    before = state(mine)
+    assert wk.is_installed() is False
+    ref_out = run(lambda: ref.load_weights(str(path), **kwargs))
+    mine_out = run(lambda: wk.load_weights(mine, path, **kwargs))
+    assert mine_out.describe() == ref_out.describe(), (mine_out.error, ref_out.error)
+    assert mine_out.warnings == ref_out.warnings
+    if ref_out.error is not None:
+        assert state(mine) == before, "a failed load changed the model"
+    else:
+        assert state(mine) == state(ref)
+        if name is not None:
+            assert outputs(mine, name) == outputs(ref, name)
+    return mine, ref_out, mine_out
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Path]:
+    root = tmp_path_factory.mktemp("tf_keras")
+    cache: dict[tuple[str, str], Path] = {}
+
+    def get(name: str, fmt: str) -> Path:
+        if (name, fmt) not in cache:
+            directory = root / name / fmt
+            directory.mkdir(parents=True)
+            cache[name, fmt] = save(build(name, seed=0), fmt, directory)
+        return cache[name, fmt]
+
+    return get
+
+
+# -- every model x every format -------------------------------------------------------------
+
+
+# tf-keras saves whole subclassed models only as SavedModel, not as .h5 or .keras.
+CASES = [(name, fmt) for name in BUILDERS for fmt in FORMATS if not (name == "subclassed" and FORMATS[fmt][0] == "save")]
+
+
+@pytest.mark.parametrize(("name", "fmt"), CASES)
+def test_every_model_and_format(files, name: str, fmt: str) -> None:
+    path = files(name, fmt)
+    mine, ref_out, mine_out = oracle(lambda: build(name, seed=1), path, name=name)
+    assert ref_out.error is None, ref_out.error
+    assert state(mine) != state(build(name, seed=1)), "nothing was loaded"
+    if name != "lookup":  # StringLookup saves its idf constant, not the (randomized) variable
+        source = build(name, seed=0)
+        assert [np.asarray(w).tobytes() for w in mine.get_weights()] == [np.asarray(w).tobytes() for w in source.get_weights()]
+
+
+@pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5", "keras_zip"])
+def test_report(files, fmt: str) -> None:
+    model = build("mlp", seed=1)
+    report = wk.load_weights(model, files("mlp", fmt))
+    assert not report.by_keras
+    assert report.variables_assigned == len(model.weights)
+
+
+# -- mismatches: tf-keras's errors and warnings, all-or-nothing ----------------------------
+
+
+@pytest.mark.parametrize("skip_mismatch", [False, True])
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_shape_mismatch_in_last_layer(files, fmt: str, skip_mismatch: bool) -> None:
+    """The last layer does not fit: tf-keras raises (legacy: also for skip_mismatch without
+    by_name) or, for v3 files with skip_mismatch, warns and skips that layer. tf-keras's v3
+    loader has assigned the earlier layers when it raises; weightio has assigned nothing."""
+    path = files("mlp", fmt)
+    mine, ref_out, _ = oracle(lambda: randomize(_mlp(units=3), seed=1), path, skip_mismatch=skip_mismatch)
+    if fmt in V3 and skip_mismatch:
+        assert ref_out.error is None and ref_out.warnings
+    else:
+        assert ref_out.error is not None
+
+
+def test_tf_keras_v3_partial_load_vs_all_or_nothing(files) -> None:
+    path = files("mlp", "weights_h5")
+    ref, mine = randomize(_mlp(units=3), seed=1), randomize(_mlp(units=3), seed=1)
+    before = state(mine)
+    with pytest.raises(ValueError):
+        ref.load_weights(str(path))
+    assert state(ref) != before, "tf-keras itself leaves the earlier layers loaded"
+    with pytest.raises(ValueError):
+        wk.load_weights(mine, path)
+    assert state(mine) == before
+
+
+@pytest.mark.parametrize("by_name", [False, True])
+@pytest.mark.parametrize("skip_mismatch", [False, True])
+def test_legacy_by_name_and_skip_mismatch(files, by_name: bool, skip_mismatch: bool) -> None:
+    path = files("mlp", "legacy_h5")
+    oracle(lambda: randomize(_mlp(units=3), seed=1), path, by_name=by_name, skip_mismatch=skip_mismatch)
+    oracle(lambda: build("mlp", seed=1), path, by_name=by_name, skip_mismatch=skip_mismatch)
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_other_architecture(files, fmt: str) -> None:
+    """A file of another model: tf-keras's error, weightio's model unchanged."""
+    oracle(lambda: build("nested", seed=1), files("mlp", fmt))
+
+
+def test_optimizer_variables_loaded(files) -> None:
+    """A .keras file of a trained model holds its optimizer's variables: loaded into a
+    model whose optimizer is built, as tf-keras does."""
+    mine, ref_out, _ = oracle(lambda: build("compiled", seed=1), files("compiled", "keras_zip"))
+    assert ref_out.error is None
+    assert len(mine.optimizer.variables) > 1
+
+
+# -- format by content, install() -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("weights_h5", "renamed.h5"), ("keras_zip", "renamed.bin"), ("legacy_h5", "renamed.keras")])
+def test_format_by_content(files, tmp_path: Path, fmt: str, name: str) -> None:
+    """weightio picks the format by content (tf-keras by suffix, so it fails on these): the
+    result equals tf-keras's load of the correctly named file."""
+    renamed = tmp_path / name
+    renamed.write_bytes(files("mlp", fmt).read_bytes())
+    ref, mine = build("mlp", seed=1), build("mlp", seed=1)
+    ref.load_weights(str(files("mlp", fmt)))
+    wk.load_weights(mine, renamed)
+    assert state(mine) == state(ref)
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_install(files, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+    real = wk.load_weights
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        report = real(*args, **kwargs)
+        calls.append(report)
+        return report
+
+    monkeypatch.setattr(wk, "load_weights", spy)
+    ref, mine = build("mlp", seed=1), build("mlp", seed=1)
+    ref.load_weights(str(files("mlp", fmt)))
+    with wk.installed():
+        mine.load_weights(str(files("mlp", fmt)))
+    assert len(calls) == 1 and not calls[0].by_keras
+    assert state(mine) == state(ref)
