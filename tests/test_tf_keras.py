@@ -24,6 +24,7 @@ import pytest
 import tf_keras  # the test extra installs it: a missing tf-keras fails here, loudly
 
 import weightio.keras as wk
+from weightio.keras import tf_keras as tf_keras_loader
 
 L = tf_keras.layers
 FORMATS = {
@@ -343,3 +344,28 @@ def test_install(files, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
         mine.load_weights(str(files("mlp", fmt)))
     assert len(calls) == 1 and not calls[0].by_keras
     assert state(mine) == state(ref)
+
+
+@pytest.mark.parametrize("fmt", V3)
+def test_repeated_loads_replay(files, tmp_path: Path, fmt: str) -> None:
+    """After one load weightio replays the remembered ``load_own_variables`` calls: later
+    loads into the same model, of other files, of a mismatching file (tf-keras's error,
+    model unchanged) and with skip_mismatch, all end as tf-keras's own loads do."""
+    for name in ("mlp", "normalization", "lookup", "compiled"):
+        ref, mine = build(name, seed=1), build(name, seed=1)
+        (tmp_path / name).mkdir()
+        other = save(build(name, seed=2), fmt, tmp_path / name)
+        for path in (files(name, fmt), other, files(name, fmt), other):
+            ref.load_weights(str(path))
+            wk.load_weights(mine, path)
+            assert state(mine) == state(ref)
+            assert outputs(mine, name) == outputs(ref, name)
+        assert mine in tf_keras_loader._PLANS, "no plan was remembered: nothing was replayed"
+    ref, mine = build("mlp", seed=1), build("mlp", seed=1)
+    ref.load_weights(str(files("mlp", fmt)))
+    wk.load_weights(mine, files("mlp", fmt))
+    before = state(mine)
+    ref_out = run(lambda: ref.load_weights(str(files("nested", fmt))))
+    mine_out = run(lambda: wk.load_weights(mine, files("nested", fmt)))
+    assert ref_out.error is not None and mine_out.describe() == ref_out.describe()
+    assert state(mine) == before

@@ -7,7 +7,8 @@ Keras picks its backend when first imported, so each backend runs in its own pro
 Models (no downloads): ResNet50 from ``keras.applications`` (``weights=None``) and a model of
 2,500 BatchNormalization layers (10,000 variables). Files: Keras 3 ``.weights.h5`` and the
 legacy HDF5 layout, both written by Keras. Times are medians of warm runs; the ratio is
-Keras's median over weightio's, measured in the same process on the same file.
+Keras's median over weightio's, measured in the same process on the same file. The
+"backend" ``tf-keras`` runs the same models in tf-keras (Keras 2) against its own loader.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import tempfile
 import time
 from typing import Any
 
-DEFAULT_BACKENDS = ("numpy", "tensorflow", "jax")
+DEFAULT_BACKENDS = ("numpy", "tensorflow", "jax", "tf-keras")
 
 
 def _bn_model(keras: Any, n: int = 2500) -> Any:
@@ -42,32 +43,48 @@ def _median_ms(fn: Any, repeat: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def bench_backend(workdir: str, repeat: int) -> list[dict[str, Any]]:
-    """Times both loaders on both models and formats with the current backend."""
+def bench_backend(workdir: str, repeat: int, backend: str | None = None) -> list[dict[str, Any]]:
+    """Times both loaders on both models and formats with the current Keras 3 backend, or
+    with tf-keras (Keras 2) when ``backend`` is ``"tf-keras"``."""
     import h5py
-    import keras
-    from keras.src.legacy.saving import legacy_h5_format
 
     import weightio.keras as wk
+
+    if backend == "tf-keras":
+        import tf_keras as keras
+
+        name_of_backend = "tf-keras"
+
+        def save_legacy(model: Any, path: str) -> None:
+            model.save_weights(path)
+
+    else:
+        import keras
+        from keras.src.legacy.saving import legacy_h5_format
+
+        name_of_backend = keras.backend.backend()
+
+        def save_legacy(model: Any, path: str) -> None:
+            with h5py.File(path, "w") as f:
+                legacy_h5_format.save_weights_to_hdf5_group(f, model)
 
     results = []
     for name, build, reps in (("resnet50", lambda: keras.applications.ResNet50(weights=None), repeat),
                               ("bn2500", lambda: _bn_model(keras), max(3, repeat // 2))):
         model = build()
         files = {
-            ".weights.h5": os.path.join(workdir, f"{name}_{keras.backend.backend()}.weights.h5"),
-            "legacy .h5": os.path.join(workdir, f"{name}_{keras.backend.backend()}_legacy.h5"),
+            ".weights.h5": os.path.join(workdir, f"{name}_{name_of_backend}.weights.h5"),
+            "legacy .h5": os.path.join(workdir, f"{name}_{name_of_backend}_legacy.h5"),
         }
         model.save_weights(files[".weights.h5"])
-        with h5py.File(files["legacy .h5"], "w") as f:
-            legacy_h5_format.save_weights_to_hdf5_group(f, model)
+        save_legacy(model, files["legacy .h5"])
         for fmt, path in files.items():
             model.load_weights(path)  # warm-up (page cache, first-call costs) for both
             wk.load_weights(model, path)
             keras_ms = _median_ms(lambda: model.load_weights(path), reps)
             weightio_ms = _median_ms(lambda: wk.load_weights(model, path), reps)
             results.append({
-                "backend": keras.backend.backend(), "model": name, "format": fmt,
+                "backend": name_of_backend, "model": name, "format": fmt,
                 "variables": len(model.weights), "keras_ms": keras_ms, "weightio_ms": weightio_ms,
                 "speedup": keras_ms / weightio_ms,
             })
@@ -79,7 +96,9 @@ def run(backends: tuple[str, ...] = DEFAULT_BACKENDS, repeat: int = 5, workdir: 
     workdir = workdir or tempfile.mkdtemp(prefix="weightio-bench-keras-")
     rows: list[dict[str, Any]] = []
     for backend in backends:
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        if backend != "tf-keras":
+            env["KERAS_BACKEND"] = backend
         proc = subprocess.run(
             [sys.executable, "-m", "weightio.bench_keras", "--backend", backend, "--json", "--repeat", str(repeat),
              "--workdir", workdir],
@@ -110,16 +129,17 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m weightio.bench_keras", description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", help="run in this process with this backend (set KERAS_BACKEND too)")
+    parser.add_argument("--backend", help="run in this process with this Keras 3 backend, or 'tf-keras'")
     parser.add_argument("--backends", default=",".join(DEFAULT_BACKENDS), help="comma-separated, one process each")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workdir")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.backend:
-        os.environ.setdefault("KERAS_BACKEND", args.backend)
+        if args.backend != "tf-keras":
+            os.environ.setdefault("KERAS_BACKEND", args.backend)
         workdir = args.workdir or tempfile.mkdtemp(prefix="weightio-bench-keras-")
-        rows = bench_backend(workdir, args.repeat)
+        rows = bench_backend(workdir, args.repeat, args.backend)
     else:
         rows = run(tuple(b for b in args.backends.split(",") if b), args.repeat, args.workdir)
     print(json.dumps(rows) if args.json else format_table(rows))

@@ -82,10 +82,19 @@ def _assigner() -> Any:
     if name != "numpy":
         return keras_assign
 
+    adopted: set[int] = set()
+
     def assign_numpy(variable: Any, value: Any) -> None:
         # weightio's arrays are fresh and private to this load, already of the variable's
-        # dtype: they become the variable's value, as the new array Keras would make.
-        if isinstance(value, np.ndarray) and value.flags.writeable and value.dtype == _numpy_dtype(variable):
+        # dtype: they become the variable's value, as the new array Keras would make (each
+        # array at most once: two variables never share one).
+        if (
+            isinstance(value, np.ndarray)
+            and value.flags.writeable
+            and value.dtype == _numpy_dtype(variable)
+            and id(value) not in adopted
+        ):
+            adopted.add(id(value))
             variable._value = value
         else:
             keras_assign(variable, value)
@@ -114,6 +123,8 @@ def _zero_copy_assigner(name: str, keras_assign: Any) -> Any:
         def put(variable: Any, tensor: Any) -> None:
             variable._direct_assign(tensor)
 
+    adopted: set[int] = set()  # each array is adopted at most once: no shared buffers
+
     def assign(variable: Any, value: Any) -> None:
         if (
             isinstance(value, np.ndarray)
@@ -122,12 +133,14 @@ def _zero_copy_assigner(name: str, keras_assign: Any) -> Any:
             and value.flags.writeable
             and value.ctypes.data % 64 == 0
             and value.dtype == _numpy_dtype(variable)
+            and id(value) not in adopted
         ):
             try:
                 tensor = adopt(value)
             except Exception:  # noqa: BLE001 - a dtype DLPack cannot carry (bfloat16...)
                 keras_assign(variable, value)
                 return
+            adopted.add(id(value))
             put(variable, tensor)
             return
         keras_assign(variable, value)
@@ -136,27 +149,66 @@ def _zero_copy_assigner(name: str, keras_assign: Any) -> Any:
 
 
 def _tensorflow_put(tf: Any) -> Any:
-    """Sets a Keras variable's ``tf.Variable`` to a tensor of its shape and dtype.
+    """Sets a Keras 3 variable (TensorFlow backend) to a tensor of its shape and dtype:
+    through the assign op where that is all ``_direct_assign`` would do (see
+    ``tensorflow_direct_assign``), else through ``_direct_assign``."""
+    direct = tensorflow_direct_assign(tf)
 
-    For a plain eager ``ResourceVariable`` (no distribution strategy, not in a graph), what
-    Keras's ``_direct_assign`` does comes down to TensorFlow's AssignVariableOp; calling the
-    op directly skips ~20 us of Python per variable (``tf.cast`` to the same dtype, and
-    ``assign`` building a read-back value), which on 10,000 variables is most of the load.
-    Anything else goes through ``_direct_assign``."""
+    def put(variable: Any, tensor: Any) -> None:
+        if not direct(variable._value, tensor):
+            variable._direct_assign(tensor)
+
+    return put
+
+
+def tensorflow_direct_assign(tf: Any) -> Any:
+    """``direct(tf_variable, tensor) -> bool``: for a plain eager ``ResourceVariable`` (no
+    distribution strategy, no DTensor, not in a graph) and a tensor of its dtype, runs
+    TensorFlow's AssignVariableOp and returns True; otherwise does nothing and returns False.
+
+    ``tf.Variable.assign`` comes down to that op for such variables; calling it directly
+    skips ~20-40 us of Python per variable (conversion checks, and building a read-back
+    value), which on 10,000 variables is most of a load. Shapes are validated before."""
     from tensorflow.python.ops import gen_resource_variable_ops, resource_variable_ops
 
     plain = resource_variable_ops.ResourceVariable
     assign_op = gen_resource_variable_ops.assign_variable_op
     eager = tf.executing_eagerly()
 
-    def put(variable: Any, tensor: Any) -> None:
-        target = variable._value
+    def direct(target: Any, tensor: Any) -> bool:
         if eager and type(target) is plain and target.dtype == tensor.dtype:
             assign_op(target.handle, tensor)
-        else:
-            variable._direct_assign(tensor)
+            return True
+        return False
 
-    return put
+    return direct
+
+
+def assign_tensorflow_pairs(pairs: list[tuple[Any, np.ndarray]]) -> None:
+    """Performs validated (tf.Variable, numpy value of its dtype) assignments, as tf-keras's
+    ``backend.batch_set_value`` would, faster: each fresh aligned array is handed to
+    TensorFlow through DLPack (no copy; each array at most once, so no two variables ever
+    share a buffer) and set with the assign op; anything else goes through ``assign``."""
+    import tensorflow as tf
+
+    direct = tensorflow_direct_assign(tf)
+    adopted: set[int] = set()
+    for variable, value in pairs:
+        tensor = None
+        if (
+            value.size
+            and value.flags.c_contiguous
+            and value.flags.writeable
+            and value.ctypes.data % 64 == 0
+            and id(value) not in adopted
+        ):
+            try:
+                tensor = tf.experimental.dlpack.from_dlpack(value.__dlpack__())
+                adopted.add(id(value))
+            except Exception:  # noqa: BLE001 - a dtype DLPack cannot carry
+                tensor = None
+        if tensor is None or not direct(variable, tensor):
+            variable.assign(value)
 
 
 def _all_layers(model: Any) -> list[Any]:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from ..file import File, Group
-from .assign import LOAD_LOCK, patched
+from .assign import LOAD_LOCK, assign_tensorflow_pairs, patched
 from .formats import WeightSources
 from .prefetch import Prefetched
 
@@ -32,6 +33,7 @@ def is_tf_keras_model(model: Any) -> bool:
 
 def load(model: Any, file: File, by_name: bool, skip_mismatch: bool, threads: int | None) -> int:
     """tf-keras's ``save.load_weights`` for HDF5. Returns the number of variables assigned."""
+    import tensorflow as tf
     from tf_keras.src import backend
     from tf_keras.src.saving.legacy import hdf5_format
 
@@ -66,10 +68,15 @@ def load(model: Any, file: File, by_name: bool, skip_mismatch: bool, threads: in
             hdf5_format.load_weights_from_hdf5_group_by_name(group, model, skip_mismatch)
         else:
             hdf5_format.load_weights_from_hdf5_group(group, model)
+    converted = []
     for variable, value in recorded:
         if tuple(variable.shape) != np.shape(value):
             variable.assign(value)  # raises TensorFlow's shape error; nothing assigned yet
-    original(recorded)
+        converted.append((variable, np.asarray(value, dtype=variable.dtype.as_numpy_dtype)))
+    if tf.executing_eagerly():
+        assign_tensorflow_pairs(converted)
+    else:
+        original(recorded)
     for layer in model.layers:
         layer.finalize_state()
     return len({id(v) for v, _ in recorded})
@@ -91,7 +98,14 @@ def load_v3(model: Any, sources: WeightSources, skip_mismatch: bool, threads: in
     meanwhile and performed only if the traversal finished. Objects whose
     ``load_own_variables`` does more than assign (Normalization's ``finalize_state``,
     StringLookup's tf-idf constant) run theirs again once the values are in place.
-    Returns the number of variables assigned."""
+
+    tf-keras's traversal calls every property of every layer (``dir()``), some of which
+    serialize the whole model: it costs far more than the weights. As for Keras 3 (see
+    ``v3.py``), the ``load_own_variables`` calls of a successful load are remembered and
+    replayed while the model's structure is unchanged; a replay that raises falls back to
+    the full traversal, which reports the error exactly. Returns the number of variables
+    assigned."""
+    import tensorflow as tf
     from tf_keras.src import backend
     from tf_keras.src.engine import base_layer
     from tf_keras.src.optimizers import optimizer
@@ -100,30 +114,60 @@ def load_v3(model: Any, sources: WeightSources, skip_mismatch: bool, threads: in
     (file,) = sources.files.values()
     store = _Store(Prefetched(file, threads))
     plain = {base_layer.Layer.load_own_variables, optimizer.Optimizer.load_own_variables}
-    rerun: list[tuple[Any, str]] = []
-    original_load_state = saving_lib._load_state
-
-    def observed(trackable: Any, weights_store: Any, *args: Any, **kwargs: Any) -> Any:
-        own = getattr(type(trackable), "load_own_variables", None)
-        if weights_store is store and own is not None and own not in plain:
-            inner_path = kwargs.get("inner_path", args[1] if len(args) > 1 else "")
-            rerun.append((trackable, inner_path))
-        return original_load_state(trackable, weights_store, *args, **kwargs)
-
     recorded: list[tuple[Any, Any]] = []
-    with patched(saving_lib, _load_state=observed), _recording_tf_assign(recorded):
-        saving_lib._load_state(
-            model,
-            weights_store=store,
-            assets_store=None,
-            inner_path="",
-            skip_mismatch=skip_mismatch,
-            visited_trackables=set(),
-        )
-    backend.batch_set_value(recorded)
-    for trackable, inner_path in rerun:
-        trackable.load_own_variables(store.get(inner_path))
+    plan = _PLANS.get(model) if not skip_mismatch else None
+    steps: list[tuple[Any, str]] | None = None
+    if plan is not None and plan[0] == _signature(model):
+        try:
+            with _recording_tf_assign(recorded):
+                for trackable, inner_path in plan[1]:
+                    trackable.load_own_variables(store.get(inner_path))
+            steps = plan[1]
+        except Exception:  # noqa: BLE001 - the full traversal below reports it exactly
+            recorded.clear()
+    if steps is None:
+        steps = []
+        original_load_state = saving_lib._load_state
+
+        def observed(trackable: Any, weights_store: Any, *args: Any, **kwargs: Any) -> Any:
+            visited = kwargs.get("visited_trackables")
+            if weights_store is store and hasattr(trackable, "load_own_variables") and not (visited and id(trackable) in visited):
+                steps.append((trackable, kwargs.get("inner_path", args[1] if len(args) > 1 else "")))
+            return original_load_state(trackable, weights_store, *args, **kwargs)
+
+        with patched(saving_lib, _load_state=observed), _recording_tf_assign(recorded):
+            saving_lib._load_state(
+                model,
+                weights_store=store,
+                assets_store=None,
+                inner_path="",
+                skip_mismatch=skip_mismatch,
+                visited_trackables=set(),
+            )
+        if not skip_mismatch:
+            _PLANS[model] = (_signature(model), steps)
+    if tf.executing_eagerly():
+        assign_tensorflow_pairs(recorded)
+    else:
+        backend.batch_set_value(recorded)
+    for trackable, inner_path in steps:
+        if getattr(type(trackable), "load_own_variables", None) not in plain:
+            trackable.load_own_variables(store.get(inner_path))
     return len({id(v) for v, _ in recorded})
+
+
+# Model -> (structure signature, [(object, store path)] whose load_own_variables ran).
+_PLANS: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], list[tuple[Any, str]]]] = weakref.WeakKeyDictionary()
+
+
+def _signature(model: Any) -> tuple[Any, ...]:
+    """Identity of every layer, variable, metric and of the optimizer: what a plan relies on."""
+    flat = list(model._flatten_layers(include_self=True, recursive=True))
+    layers = tuple(id(layer) for layer in flat)
+    # Each layer's own variable lists (``model.variables`` would walk the model again).
+    variables = tuple(id(v) for layer in flat for v in (*layer._trainable_weights, *layer._non_trainable_weights))
+    metrics = tuple(id(m) for m in getattr(model, "metrics", ()))
+    return (layers, variables, metrics, id(getattr(model, "optimizer", None)))
 
 
 class _Store:
