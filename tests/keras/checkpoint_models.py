@@ -43,9 +43,9 @@ def build(k: Any, case: str, head: int | None = None, **changes: Any) -> Any:
     units = changes.get("units", 4)
     if case == "sequential":
         stack = [k.Input((8, 8, 3)), L.Conv2D(4, 3, name="conv"), L.BatchNormalization(name="bn"), L.Flatten(name="flat")]
+        stack.append(L.Dense(head or 5, name="dense" if head is None else "new_head"))
         if changes.get("extra_layer"):
             stack.append(L.Dense(6, name="extra"))
-        stack.append(L.Dense(head or 5, name="dense" if head is None else "new_head"))
         return k.Sequential(stack, name="seq")
     if case == "rnn":
         tokens = k.Input((6,), dtype="int32")
@@ -55,9 +55,11 @@ def build(k: Any, case: str, head: int | None = None, **changes: Any) -> Any:
         x = L.LayerNormalization(name="ln")(x)
         return k.Model(tokens, L.Dense(head or 2, name="head")(x), name="rnn")
     if case == "nested":
-        inner = k.Sequential([k.Input((4,)), L.Dense(3, name="i1"), L.BatchNormalization(name="ibn")], name="inner")
+        inner = k.Sequential(
+            [k.Input((4,)), L.Dense(changes.get("units", 3), name="i1"), L.BatchNormalization(name="ibn")], name="inner"
+        )
         x_in = k.Input((4,))
-        shared = L.Dense(units, name="shared")
+        shared = L.Dense(4, name="shared")
         x = shared(shared(x_in))  # one layer applied twice
         x = inner(x)
         return k.Model(x_in, L.Dense(head or 2, name="out")(x), name="nested")
