@@ -79,6 +79,7 @@ class _Keras3:
         self.Layer = keras.Layer
         self.Model = keras.Model
         self.Variable = keras.Variable
+        self._weighted: dict[int, tuple[Any, list[Any]]] = {}  # model id -> (model, its layers with weights)
 
     def is_variable(self, x: Any) -> bool:
         return isinstance(x, self.Variable)
@@ -119,7 +120,10 @@ class _Keras3:
     def weighted_layers(self, obj: Any) -> list[Any] | None:
         if not isinstance(obj, self.Model):
             return None
-        return [layer for layer in obj.layers if layer.weights]
+        cached = self._weighted.get(id(obj))
+        if cached is None or cached[0] is not obj:
+            cached = self._weighted[id(obj)] = (obj, [layer for layer in obj.layers if layer.weights])
+        return cached[1]
 
     def child(self, obj: Any, name: str, is_value: bool) -> Any:
         m = _LAYER_WITH_WEIGHTS.fullmatch(name)
@@ -454,7 +458,8 @@ def load(
         raise TypeError(f"assignment_map must be a dict, got {type(assignment_map).__name__}")
     prefix = wtf.resolve_prefix(path)
     reader = wtf.load_checkpoint(prefix)
-    graph = reader.object_graph()
+    with _gc_paused():  # many small objects while the model's are alive: no collector rescans
+        graph = reader.object_graph()
     if graph is None or not len(graph):
         raise NoObjectGraph(f"{prefix}: a name-based checkpoint (no object graph)")
     family: Any = _TfKeras() if tf_keras_model else _Keras3()
