@@ -9,6 +9,12 @@ Models (no downloads): ResNet50 from ``keras.applications`` (``weights=None``) a
 legacy HDF5 layout, both written by Keras. Times are medians of warm runs; the ratio is
 Keras's median over weightio's, measured in the same process on the same file. The
 "backend" ``tf-keras`` runs the same models in tf-keras (Keras 2) against its own loader.
+
+TensorFlow checkpoints (when tf-keras is installed): tf-keras's ResNet50 saved with
+``save_weights("ckpt")``; tf-keras's own ``model.load_weights("ckpt")`` is timed in a tf-keras
+process (which also times weightio restoring the same tf-keras model), and weightio restoring
+``keras.applications.ResNet50`` in each Keras 3 backend process; every ratio is over tf-keras's
+own time.
 """
 
 from __future__ import annotations
@@ -91,23 +97,83 @@ def bench_backend(workdir: str, repeat: int, backend: str | None = None) -> list
     return results
 
 
-def run(backends: tuple[str, ...] = DEFAULT_BACKENDS, repeat: int = 5, workdir: str | None = None) -> list[dict[str, Any]]:
-    """One subprocess per backend; backends that cannot be imported are reported as such."""
+def bench_tf_keras_checkpoint(workdir: str, repeat: int) -> dict[str, Any]:
+    """In a tf-keras process: writes tf-keras's ResNet50 as a TensorFlow checkpoint and times
+    tf-keras's own ``load_weights`` and weightio's on it."""
+    import tf_keras
+
+    import weightio.keras as wk
+
+    model = tf_keras.applications.ResNet50(weights=None)
+    prefix = os.path.join(workdir, "resnet50_tf_keras", "ckpt")
+    model.save_weights(prefix)
+    model.load_weights(prefix).expect_partial()  # warm-up for both
+    wk.load_weights(model, prefix)
+    tf_keras_ms = _median_ms(lambda: model.load_weights(prefix).expect_partial(), repeat)
+    weightio_ms = _median_ms(lambda: wk.load_weights(model, prefix), repeat)
+    return {"prefix": prefix, "variables": len(model.weights), "tf_keras_ms": tf_keras_ms, "weightio_ms": weightio_ms}
+
+
+def bench_checkpoint_backend(prefix: str, tf_keras_ms: float, repeat: int) -> list[dict[str, Any]]:
+    """weightio restoring tf-keras's ResNet50 checkpoint into Keras 3's ResNet50."""
+    import keras
+
+    import weightio.keras as wk
+
+    model = keras.applications.ResNet50(weights=None)
+    wk.load_weights(model, prefix)  # warm-up
+    weightio_ms = _median_ms(lambda: wk.load_weights(model, prefix), repeat)
+    return [{
+        "backend": keras.backend.backend(), "model": "resnet50", "format": "TF checkpoint (vs tf-keras)",
+        "variables": len(model.weights), "keras_ms": tf_keras_ms, "weightio_ms": weightio_ms,
+        "speedup": tf_keras_ms / weightio_ms,
+    }]
+
+
+def _subprocess_json(args: list[str], env: dict[str, str]) -> Any:
+    proc = subprocess.run([sys.executable, "-m", "weightio.bench_keras", *args], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError((proc.stderr.strip().splitlines() or ["failed"])[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run(
+    backends: tuple[str, ...] = DEFAULT_BACKENDS, repeat: int = 5, workdir: str | None = None, checkpoint: bool = True
+) -> list[dict[str, Any]]:
+    """One subprocess per backend; backends that cannot be imported are reported as such.
+    With ``checkpoint`` and tf-keras installed, the TensorFlow checkpoint rows too."""
+    import importlib.util
+
     workdir = workdir or tempfile.mkdtemp(prefix="weightio-bench-keras-")
     rows: list[dict[str, Any]] = []
+    common = ["--json", "--repeat", str(repeat), "--workdir", workdir]
     for backend in backends:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         if backend != "tf-keras":
             env["KERAS_BACKEND"] = backend
-        proc = subprocess.run(
-            [sys.executable, "-m", "weightio.bench_keras", "--backend", backend, "--json", "--repeat", str(repeat),
-             "--workdir", workdir],
-            env=env, capture_output=True, text=True,
-        )
-        if proc.returncode != 0:
-            rows.append({"backend": backend, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]})
-            continue
-        rows.extend(json.loads(proc.stdout.strip().splitlines()[-1]))
+        try:
+            rows.extend(_subprocess_json(["--backend", backend, *common], env))
+        except RuntimeError as exc:
+            rows.append({"backend": backend, "error": str(exc)})
+    if not checkpoint or importlib.util.find_spec("tf_keras") is None:
+        return rows
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    try:
+        tfk = _subprocess_json(["--tf-keras-checkpoint", *common], env)
+    except RuntimeError as exc:
+        rows.append({"backend": "tf-keras", "error": str(exc)})
+        return rows
+    rows.append({
+        "backend": "tf-keras", "model": "resnet50", "format": "TF checkpoint", "variables": tfk["variables"],
+        "keras_ms": tfk["tf_keras_ms"], "weightio_ms": tfk["weightio_ms"], "speedup": tfk["tf_keras_ms"] / tfk["weightio_ms"],
+    })
+    for backend in (b for b in backends if b != "tf-keras"):
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        args = ["--backend", backend, "--checkpoint", tfk["prefix"], "--tf-keras-ms", str(tfk["tf_keras_ms"]), *common]
+        try:
+            rows.extend(_subprocess_json(args, env))
+        except RuntimeError as exc:
+            rows.append({"backend": backend, "error": str(exc)})
     return rows
 
 
@@ -134,14 +200,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workdir")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-checkpoint", action="store_true", help="leave out the TensorFlow checkpoint rows")
+    # internal: the per-process parts of the checkpoint rows
+    parser.add_argument("--tf-keras-checkpoint", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--tf-keras-ms", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    workdir = args.workdir or tempfile.mkdtemp(prefix="weightio-bench-keras-")
+    if args.tf_keras_checkpoint:
+        print(json.dumps(bench_tf_keras_checkpoint(workdir, args.repeat)))
+        return 0
     if args.backend:
         if args.backend != "tf-keras":
             os.environ.setdefault("KERAS_BACKEND", args.backend)
-        workdir = args.workdir or tempfile.mkdtemp(prefix="weightio-bench-keras-")
-        rows = bench_backend(workdir, args.repeat, args.backend)
+        if args.checkpoint:
+            rows = bench_checkpoint_backend(args.checkpoint, args.tf_keras_ms, args.repeat)
+        else:
+            rows = bench_backend(workdir, args.repeat, args.backend)
     else:
-        rows = run(tuple(b for b in args.backends.split(",") if b), args.repeat, args.workdir)
+        rows = run(tuple(b for b in args.backends.split(",") if b), args.repeat, args.workdir, not args.no_checkpoint)
     print(json.dumps(rows) if args.json else format_table(rows))
     return 0
 

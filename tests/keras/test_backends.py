@@ -1,5 +1,5 @@
-"""The weightio.keras oracle suite (``test_oracle.py``), once per Keras 3 backend, each in
-its own process (Keras fixes its backend when first imported).
+"""The weightio.keras oracle suites (``test_oracle.py``, ``test_checkpoint.py``), once per
+Keras 3 backend, each in its own process (Keras fixes its backend when first imported).
 
 The backends are ``WEIGHTIO_KERAS_BACKENDS`` (default numpy,tensorflow,jax) plus torch when
 torch is installed; a required backend that is not installed fails here, loudly.
@@ -20,8 +20,8 @@ def test_oracle_suite_on_backend(backend: str, tmp_path) -> None:
         "install the test extra (pip install '.[test]')"
     )
     code, output, seconds = run_pytest(
-        [str(HERE / "test_oracle.py"), "-q", "-p", "no:cacheprovider", "-rfE", f"--basetemp={tmp_path / 'basetemp'}"],
+        [str(HERE / "test_oracle.py"), str(HERE / "test_checkpoint.py"), "-q", "-p", "no:cacheprovider", "-rfE", f"--basetemp={tmp_path / 'basetemp'}"],
         backend_env(backend),
     )
     print(f"{backend}: exit {code} in {seconds:.1f} s\n{tail(output, 5)}")
-    assert code == 0, f"test_oracle.py on the {backend} backend failed (exit {code}, {seconds:.0f} s):\n{tail(output)}"
+    assert code == 0, f"test_oracle.py/test_checkpoint.py on the {backend} backend failed (exit {code}, {seconds:.0f} s):\n{tail(output)}"

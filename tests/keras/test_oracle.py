@@ -36,6 +36,7 @@ from keras.src.legacy.saving import legacy_h5_format
 from keras.src.saving import saving_api, saving_lib
 
 import models
+import weightio
 import weightio.keras as wk
 from weightio.keras import Format
 
@@ -1139,9 +1140,22 @@ def test_install_by_name(mlp_files, monkeypatch, fmt: str) -> None:
 
 
 def _fake_tf_checkpoint(directory: Path) -> Path:
+    """Files named like a TensorFlow checkpoint whose index is not a table."""
     prefix = directory / "ckpt"
     (directory / "ckpt.index").write_bytes(b"\x00" * 48)
     (directory / "ckpt.data-00000-of-00001").write_bytes(b"")
+    (directory / "checkpoint").write_text('model_checkpoint_path: "ckpt"\n')
+    return prefix
+
+
+def _name_based_tf_checkpoint(directory: Path) -> Path:
+    """A valid checkpoint without an object graph (as ``tf.compat.v1.train.Saver`` writes):
+    weightio restores object-based checkpoints only and hands this one to Keras."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import tf_fixtures
+
+    prefix = directory / "ckpt"
+    tf_fixtures.write_bundle(prefix, {"a/kernel": np.ones((4, 5), np.float32)})
     (directory / "checkpoint").write_text('model_checkpoint_path: "ckpt"\n')
     return prefix
 
@@ -1152,8 +1166,8 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 FALLBACKS = {
-    "tf_checkpoint_prefix": lambda d: _fake_tf_checkpoint(d),
-    "tf_checkpoint_dir": lambda d: _fake_tf_checkpoint(d).parent,
+    "name_based_tf_checkpoint_prefix": lambda d: _name_based_tf_checkpoint(d),
+    "name_based_tf_checkpoint_dir": lambda d: _name_based_tf_checkpoint(d).parent,
     "missing_weights_h5": lambda d: d / "missing.weights.h5",
     "missing_h5": lambda d: d / "missing.h5",
     "not_hdf5_h5": lambda d: _write(d / "junk.h5", b"not an HDF5 file" * 8),
@@ -1178,6 +1192,26 @@ def test_install_falls_back_to_keras(tmp_path: Path, monkeypatch, caplog, case: 
     assert not spy.reports  # weightio handed the file to Keras, whose loader raised
     assert any("handing" in r.getMessage() for r in caplog.records)
     assert_same(ref, ref_out, mine, mine_out, before)
+
+
+@pytest.mark.parametrize("form", ["prefix", "directory"])
+def test_install_reads_tf_checkpoints_itself(tmp_path: Path, monkeypatch, form: str) -> None:
+    """TensorFlow checkpoints are weightio's now (Keras 3 refuses them: "File format not
+    supported"): a corrupt one raises weightio's FormatError and changes nothing. Restoring
+    real ones is tested in test_checkpoint.py."""
+    prefix = _fake_tf_checkpoint(tmp_path)
+    path = prefix if form == "prefix" else tmp_path
+    assert wk.sniff(path) is Format.TF_CHECKPOINT
+    assert keras_load(_mlp(SOURCE), path).error is not None
+    mine = _mlp(SOURCE)
+    before = snapshot(mine)
+    spy = Spy(monkeypatch)
+    with wk.installed():
+        mine_out = run(lambda: mine.load_weights(path))
+    assert isinstance(mine_out.error, weightio.FormatError), mine_out.error
+    assert str(prefix) in str(mine_out.error)
+    assert not spy.not_handled
+    assert snapshot(mine) == before
 
 
 def test_install_npz_keras_archive(tmp_path: Path, monkeypatch) -> None:

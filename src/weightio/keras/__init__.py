@@ -6,9 +6,10 @@ reader prefetched in one parallel pass, and assigns only when everything matched
 load leaves the model exactly as it was. ``install()`` makes ``model.load_weights`` use it.
 
 Supported here: Keras 3 models, from legacy HDF5 (``save_weights("x.h5")``, full-model
-``.h5``), ``.weights.h5``, ``.keras`` archives and sharded ``.weights.json``; tf-keras
-(Keras 2) models from legacy HDF5. Formats are chosen by the file's content, not its suffix.
-What weightio does not read is handed to Keras unchanged.
+``.h5``), ``.weights.h5``, ``.keras`` archives, sharded ``.weights.json`` and TensorFlow
+checkpoints (tf-keras ``save_weights("ckpt")``, see ``checkpoint.py``); tf-keras (Keras 2)
+models from legacy HDF5 and TensorFlow checkpoints. Formats are chosen by the file's
+content, not its suffix. What weightio does not read is handed to Keras unchanged.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from ..file import _gc_paused
 from .formats import Format, has_h5_weights_member, open_sources, sniff
+from .report import CheckpointLoadStatus, LoadReport
 
 __all__ = [
+    "CheckpointLoadStatus",
     "Format",
     "LoadReport",
     "install",
@@ -39,17 +41,6 @@ __all__ = [
 log = logging.getLogger("weightio")
 
 _NATIVE = (Format.LEGACY_H5, Format.WEIGHTS_H5, Format.KERAS_ZIP, Format.SHARDED_JSON)
-
-
-@dataclass
-class LoadReport:
-    """What a load did (returned by ``weightio.keras.load_weights``)."""
-
-    path: str
-    format: Format
-    variables_assigned: int
-    seconds: float
-    by_keras: bool = False  # handed to Keras's own loader (a file weightio does not read)
 
 
 class NotHandled(Exception):
@@ -67,6 +58,7 @@ def load_weights(
     by_name: bool | None = None,
     *,
     threads: int | None = None,
+    assignment_map: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> LoadReport:
     """Loads weights into ``model`` like ``model.load_weights(filepath, ...)``.
@@ -75,33 +67,97 @@ def load_weights(
     ``objects_to_skip`` for ``.weights.h5``); the format is chosen by content. ``threads``
     caps the parallel read. All-or-nothing: on any error the model is unchanged. What
     weightio does not load natively is handed to Keras's own loader (``report.by_keras``).
+
+    TensorFlow checkpoints (``filepath`` a prefix such as ``"ckpt"`` for ``ckpt.index``, or
+    a directory holding a ``checkpoint`` file), as tf-keras's ``save_weights("ckpt")``
+    writes them, load into tf-keras models and into the equivalent Keras 3 model on any
+    backend, topologically (the checkpoint's object graph against the model's layers and
+    attributes, see ``weightio.keras.checkpoint``), and return a ``CheckpointLoadStatus``
+    (``assert_consumed()``, ``assert_existing_objects_matched()``, ``expect_partial()``,
+    lists of what was loaded and what was not). As in tf-keras, ``by_name=True`` raises
+    ``NotImplementedError`` and ``skip_mismatch=True`` ``ValueError``. ``options`` (a
+    ``tf.train.CheckpointOptions``) is accepted and ignored.
+
+    ``assignment_map`` (checkpoints only) restores part of a checkpoint, the transfer
+    learning case of ``tf.train.init_from_checkpoint``: ``{checkpoint object path: target}``
+    where the path is an object in the checkpoint as its keys spell it
+    (``"layer_with_weights-0"``, ``"backbone"``, ``"model/layer_with_weights-2"``, ``""``
+    for the root) and the target is the model, one of its layers (the object or its name)
+    or one of its variables. Only the mapped objects are restored, each matched like a
+    whole model; the rest of the model is left unchanged.
     """
     start = time.perf_counter()
     path = os.fspath(filepath)
+    if assignment_map is not None and sniff(path) is not Format.TF_CHECKPOINT:
+        raise ValueError(f"assignment_map is only supported for TensorFlow checkpoints; {path} is not one")
     try:
-        return _load_natively(model, path, skip_mismatch, by_name, threads, start, **kwargs)
+        return _load_natively(model, path, skip_mismatch, by_name, threads, start, assignment_map, **kwargs)
     except NotHandled as why:
         log.debug("weightio: handing %s to Keras (%s)", path, why)
+        if assignment_map is not None:
+            raise ValueError(f"assignment_map: {why}") from None
         original = _original_loader(model)
         if by_name is not None:
             kwargs["by_name"] = by_name
-        original(model, filepath, skip_mismatch=skip_mismatch, **kwargs)
-        return LoadReport(path, sniff(path), 0, time.perf_counter() - start, by_keras=True)
+        result = original(model, filepath, skip_mismatch=skip_mismatch, **kwargs)
+        return LoadReport(path, sniff(path), 0, time.perf_counter() - start, by_keras=True, keras_result=result)
+
+
+def _load_checkpoint(
+    model: Any,
+    path: str,
+    skip_mismatch: bool,
+    by_name: bool | None,
+    threads: int | None,
+    start: float,
+    assignment_map: dict[str, Any] | None,
+    tf_keras_model: bool,
+) -> CheckpointLoadStatus:
+    from . import checkpoint
+
+    try:
+        status = checkpoint.load(
+            model,
+            path,
+            tf_keras_model=tf_keras_model,
+            skip_mismatch=skip_mismatch,
+            by_name=by_name,
+            assignment_map=assignment_map,
+            threads=threads,
+            start=start,
+        )
+    except checkpoint.NoObjectGraph as why:
+        raise NotHandled(str(why)) from None
+    log.debug("weightio: restored %d variables from %s in %.3f s", status.variables_assigned, path, status.seconds)
+    return status
 
 
 def _load_natively(
-    model: Any, path: str, skip_mismatch: bool, by_name: bool | None, threads: int | None, start: float, **kwargs: Any
+    model: Any,
+    path: str,
+    skip_mismatch: bool,
+    by_name: bool | None,
+    threads: int | None,
+    start: float,
+    assignment_map: dict[str, Any] | None,
+    **kwargs: Any,
 ) -> LoadReport:
     from . import tf_keras
 
     if tf_keras.is_tf_keras_model(model):
-        return _load_tf_keras(model, path, skip_mismatch, bool(by_name), threads, start, **kwargs)
+        return _load_tf_keras(model, path, skip_mismatch, bool(by_name), threads, start, assignment_map, **kwargs)
     objects_to_skip = kwargs.pop("objects_to_skip", None)
+    fmt = sniff(path)
+    if fmt is Format.TF_CHECKPOINT:
+        kwargs.pop("options", None)  # tf.train.CheckpointOptions: nothing to apply natively
     if kwargs:
         raise ValueError(f"Invalid keyword arguments: {kwargs}")
     if not _is_keras3_model(model):
         raise TypeError(f"weightio.keras.load_weights expects a Keras model, got {type(model).__name__}")
-    fmt = sniff(path)
+    if fmt is Format.TF_CHECKPOINT:
+        if objects_to_skip is not None:
+            raise ValueError(f"`objects_to_skip` only supports loading '.weights.h5' files.Received: {path}")
+        return _load_checkpoint(model, path, skip_mismatch, by_name, threads, start, assignment_map, False)
     if fmt not in _NATIVE:
         raise NotHandled(f"{path}: {fmt.value} files are not read by weightio")
     # Keras's argument checks, in Keras's order for each kind of file.
@@ -136,16 +192,28 @@ def _load_natively(
 
 
 def _load_tf_keras(
-    model: Any, path: str, skip_mismatch: bool, by_name: bool, threads: int | None, start: float, **kwargs: Any
+    model: Any,
+    path: str,
+    skip_mismatch: bool,
+    by_name: bool,
+    threads: int | None,
+    start: float,
+    assignment_map: dict[str, Any] | None,
+    **kwargs: Any,
 ) -> LoadReport:
-    """tf-keras models: legacy HDF5 and tf-keras's own ``.weights.h5`` / ``.keras`` natively;
-    TensorFlow checkpoints go to tf-keras."""
+    """tf-keras models: legacy HDF5, tf-keras's own ``.weights.h5`` / ``.keras`` and
+    TensorFlow checkpoints natively; checkpoints for a model that has not created its
+    variables yet go to tf-keras (TensorFlow defers that restore until it does)."""
     from . import tf_keras
 
     kwargs.pop("options", None)  # only meaningful for TensorFlow checkpoints
     if kwargs:
         raise TypeError(f"load_weights() got unexpected keyword arguments {sorted(kwargs)}")
     fmt = sniff(path)
+    if fmt is Format.TF_CHECKPOINT:
+        if not model.built and not (skip_mismatch or by_name):
+            raise NotHandled(f"{path}: the model has no variables yet (tf-keras defers this restore)")
+        return _load_checkpoint(model, path, skip_mismatch, by_name, threads, start, assignment_map, True)
     if fmt is Format.KERAS_ZIP and not has_h5_weights_member(path):
         raise NotHandled(f"{path}: the archive holds no model.weights.h5")
     if fmt not in (Format.LEGACY_H5, Format.WEIGHTS_H5, Format.KERAS_ZIP):
@@ -192,8 +260,11 @@ def _dispatcher(family: str) -> Any:
     def dispatch(model: Any, filepath: Any, skip_mismatch: bool = False, **kwargs: Any) -> Any:
         """weightio's replacement of ``saving_api.load_weights``."""
         by_name = kwargs.pop("by_name", None)
-        load_weights(model, filepath, skip_mismatch=skip_mismatch, by_name=by_name, **kwargs)
-        return None
+        report = load_weights(model, filepath, skip_mismatch=skip_mismatch, by_name=by_name, **kwargs)
+        if report.by_keras:
+            return report.keras_result
+        # tf-keras returns a load status for checkpoints (Keras 3's Model.load_weights drops it).
+        return report if isinstance(report, CheckpointLoadStatus) else None
 
     return dispatch
 
