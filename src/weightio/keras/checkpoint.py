@@ -223,7 +223,12 @@ class _TfKeras:
     def assign(self, model: Any, pairs: list[tuple[Any, np.ndarray]]) -> None:
         from tf_keras.src import backend
 
-        backend.batch_set_value(pairs)
+        from .assign import assign_tensorflow_pairs
+
+        if self.tf.executing_eagerly():
+            assign_tensorflow_pairs(pairs)  # as batch_set_value does, through the assign op
+        else:
+            backend.batch_set_value(pairs)
 
 
 # ---------------------------------------------------------------------------------------
