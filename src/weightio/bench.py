@@ -839,7 +839,11 @@ def _keras_backends(option: Optional[str], files_given: bool) -> Tuple[str, ...]
 
         if files_given or importlib.util.find_spec("keras") is None:
             return ()
-        option = "numpy,tensorflow,jax" + (",tf-keras" if importlib.util.find_spec("tf_keras") else "")
+        option = ",".join(
+            ["numpy", "tensorflow", "jax"]
+            + (["torch"] if importlib.util.find_spec("torch") else [])
+            + (["tf-keras"] if importlib.util.find_spec("tf_keras") else [])
+        )
     if option.strip().lower() == "none":
         return ()
     return tuple(b.strip() for b in option.split(",") if b.strip())

@@ -29,7 +29,7 @@ import tempfile
 import time
 from typing import Any
 
-DEFAULT_BACKENDS = ("numpy", "tensorflow", "jax", "tf-keras")
+DEFAULT_BACKENDS = ("numpy", "tensorflow", "jax", "torch", "tf-keras")
 
 
 def _bn_model(keras: Any, n: int = 2500) -> Any:

@@ -69,8 +69,8 @@ _NUMPY_DTYPES: dict[Any, Any] = {}
 def _assigner() -> Any:
     """The fastest correct way to set a validated value on this backend's variables.
 
-    numpy: copy into the variable's own array (no new allocation; Keras would allocate a
-    new array twice). Other backends: Keras's own ``assign`` (one conversion, one copy).
+    numpy: the fresh array becomes the variable's value. TensorFlow and JAX: adopted through
+    DLPack. torch: one copy into the variable's Parameter. Anything else: Keras's ``assign``.
     """
     from keras.src import backend
     from keras.src.backend.common import variables as kv
@@ -79,6 +79,8 @@ def _assigner() -> Any:
     name = backend.backend()
     if name in ("tensorflow", "jax"):
         return _zero_copy_assigner(name, keras_assign)
+    if name == "torch":
+        return _torch_assigner(keras_assign)
     if name != "numpy":
         return keras_assign
 
@@ -100,6 +102,27 @@ def _assigner() -> Any:
             keras_assign(variable, value)
 
     return assign_numpy
+
+
+def _torch_assigner(keras_assign: Any) -> Any:
+    """torch: Keras copies the value into the variable's Parameter (which optimizers hold on
+    to, so it must stay); it first converts the array with ``np.array`` (another copy).
+    weightio's arrays are already of the variable's dtype: ``torch.from_numpy`` shares
+    them and the one copy left is the copy into the Parameter."""
+    import torch
+
+    def assign(variable: Any, value: Any) -> None:
+        if (
+            isinstance(value, np.ndarray)
+            and value.flags.writeable
+            and value.dtype.kind in "fiub"  # not bfloat16 (ml_dtypes' kind "V"): torch cannot share it
+            and value.dtype == _numpy_dtype(variable)
+        ):
+            variable._direct_assign(torch.from_numpy(value))
+        else:
+            keras_assign(variable, value)
+
+    return assign
 
 
 def _zero_copy_assigner(name: str, keras_assign: Any) -> Any:
