@@ -49,12 +49,14 @@ struct RawMessage {
   uint16_t creation_order = 0;  // v2 headers that track attribute creation order
 };
 
+// Trivially copyable: the message list is a view of storage the parser's caller owns (a
+// File keeps it in its arena for the life of the file).
 struct ObjectHeader {
   uint64_t address = 0;
   unsigned version = 0;
   bool attr_creation_order_tracked = false;
   bool attr_creation_order_indexed = false;
-  std::vector<RawMessage> messages;
+  io::Span<const RawMessage> messages;  // continuations left out (and NIL messages, in a File's cache)
 
   const RawMessage* find(uint16_t type) const {
     for (const auto& m : messages)
@@ -63,6 +65,8 @@ struct ObjectHeader {
   }
 };
 
-ObjectHeader read_object_header(const Context& ctx, uint64_t address);
+// Parses the header at `address`. Its messages are stored in `storage` (cleared first; a
+// caller parsing many headers reuses one) and stay valid until `storage` changes.
+ObjectHeader read_object_header(const Context& ctx, uint64_t address, std::vector<RawMessage>& storage);
 
 }  // namespace weightio::hdf5

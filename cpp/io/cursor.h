@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 #include "io/errors.h"
 #include "io/span.h"
@@ -69,18 +70,19 @@ class Cursor {
     uint64_t at = file_offset();
     if (!signature(sig)) throw FormatError(std::string("bad ") + what + " signature (expected '" + sig + "')", at);
   }
-  // Reads a NUL-terminated string of at most `max` bytes.
-  std::string cstring(size_t max) {
+  // Reads a NUL-terminated string of at most `max` bytes (a view into the span).
+  std::string_view cstring_view(size_t max) {
     size_t n = 0;
     while (true) {
       if (n >= remaining()) fail("unterminated string");
       if (span_.data()[pos_ + n] == 0) break;
       if (++n > max) fail("string too long");
     }
-    std::string s(reinterpret_cast<const char*>(span_.data() + pos_), n);
+    std::string_view s(reinterpret_cast<const char*>(span_.data() + pos_), n);
     pos_ += n + 1;
     return s;
   }
+  std::string cstring(size_t max) { return std::string(cstring_view(max)); }
 
   [[noreturn]] void fail(const std::string& what) const { throw FormatError(what, file_offset()); }
 
