@@ -15,8 +15,18 @@
 
 #include "io/span.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define WEIGHTIO_ARENA_PER_ALLOCATION 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEIGHTIO_ARENA_PER_ALLOCATION 1
+#endif
+#endif
+
 namespace weightio::io {
 
+// Under AddressSanitizer every allocation gets a block of its own, so an overflow from one
+// object into the next is still reported (fuzz builds).
 class Arena {
  public:
   // `on_block(bytes)` runs before every block the arena takes from the system and may throw
@@ -35,6 +45,10 @@ class Arena {
 
   // `align` is a power of two no larger than alignof(std::max_align_t).
   void* allocate(size_t size, size_t align) {
+#ifdef WEIGHTIO_ARENA_PER_ALLOCATION
+    (void)align;
+    return dedicated(size);
+#endif
     if (size > kMaxBlock / 4) return dedicated(size);
     uintptr_t at = align_up(cur_, align);
     if (cur_ == nullptr || at > reinterpret_cast<uintptr_t>(end_) || size > reinterpret_cast<uintptr_t>(end_) - at) {

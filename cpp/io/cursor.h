@@ -9,6 +9,15 @@
 #include "io/errors.h"
 #include "io/span.h"
 
+// Failure paths: kept out of line so that the checks in front of them inline.
+#if defined(__GNUC__)
+#define WEIGHTIO_COLD __attribute__((noinline, cold))
+#elif defined(_MSC_VER)
+#define WEIGHTIO_COLD __declspec(noinline)
+#else
+#define WEIGHTIO_COLD
+#endif
+
 namespace weightio::io {
 
 // HDF5's "undefined address": all bits set, whatever the size of offsets.
@@ -33,7 +42,7 @@ class Cursor {
     pos_ += static_cast<size_t>(n);
   }
   void need(uint64_t n) const {
-    if (n > remaining()) fail("truncated: need " + std::to_string(n) + " bytes, have " + std::to_string(remaining()));
+    if (n > remaining()) fail_truncated(n);
   }
   const uint8_t* take(uint64_t n) {
     need(n);
@@ -50,7 +59,7 @@ class Cursor {
 
   // An unsigned little-endian integer of 1..8 bytes.
   uint64_t uint_le(unsigned n) {
-    if (n == 0 || n > 8) fail("bad integer size " + std::to_string(n));
+    if (n == 0 || n > 8) fail_integer_size(n);
     const uint8_t* p = take(n);
     uint64_t v = 0;
     for (unsigned i = 0; i < n; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
@@ -85,6 +94,16 @@ class Cursor {
   std::string cstring(size_t max) { return std::string(cstring_view(max)); }
 
   [[noreturn]] void fail(const std::string& what) const { throw FormatError(what, file_offset()); }
+
+ private:
+  [[noreturn]] WEIGHTIO_COLD void fail_truncated(uint64_t n) const {
+    fail("truncated: need " + std::to_string(n) + " bytes, have " + std::to_string(remaining()));
+  }
+  [[noreturn]] WEIGHTIO_COLD void fail_integer_size(unsigned n) const {
+    fail("bad integer size " + std::to_string(n));
+  }
+
+ public:
 
  private:
   ByteSpan span_;
