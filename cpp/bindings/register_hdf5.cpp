@@ -346,31 +346,28 @@ class H5File {
     results.reserve(n);
     for (size_t i = 0; i < n; ++i) {
       Job& j = jobs[i];
-      std::vector<py::ssize_t> shape(j.ds->space().dims.begin(), j.ds->space().dims.end());
       if (j.nbytes < kSlabItemLimit) {
-        py::array arr(j.dtype, shape, std::vector<py::ssize_t>{}, slab_at, slab);
+        results.push_back(array_over(j.dtype, j.ds->space().dims, slab_at, slab));
         j.out = slab_at;
         slab_at += align_up(j.nbytes);
-        results.push_back(std::move(arr));
       } else {
         // 64-byte aligned, like the slabs: frameworks adopt such buffers without copying.
         std::vector<py::ssize_t> raw_shape{static_cast<py::ssize_t>(j.nbytes + 64)};
         py::array raw(py::dtype("uint8"), raw_shape);
         uint8_t* aligned = align64(static_cast<uint8_t*>(raw.mutable_data()));
-        py::array arr(j.dtype, shape, std::vector<py::ssize_t>{}, aligned, raw);
+        results.push_back(array_over(j.dtype, j.ds->space().dims, aligned, raw));
         j.out = aligned;
-        results.push_back(std::move(arr));
       }
     }
     {
       py::gil_scoped_release release;
       parallel_for(n, nthreads, [&](size_t i) {
         Job& j = jobs[i];
-        std::vector<uint64_t> start(j.ds->space().dims.size(), 0);
         if (j.reinterpret) {
+          std::vector<uint64_t> start(j.ds->space().dims.size(), 0);
           read_as(*j.ds, start, j.ds->space().dims, j.out, j.to, j.from);
         } else {
-          j.ds->read(start, j.ds->space().dims, j.out, j.to);
+          j.ds->read_all(j.out, j.to);
         }
       }, errors);
     }
@@ -383,6 +380,25 @@ class H5File {
     map_ = std::move(map);
     py::gil_scoped_release release;
     file_ = std::make_unique<hdf5::File>(map_);
+  }
+
+  // A writeable C-order array of `dims` over `data`, which `base` keeps alive. Calls numpy's
+  // constructor directly: py::array's builds shape and stride vectors and inspects the
+  // base, which showed in load_file's profile of ten thousand small arrays.
+  static py::object array_over(const py::dtype& dtype, const std::vector<uint64_t>& dims, uint8_t* data,
+                               const py::handle& base) {
+    Py_intptr_t shape[hdf5::limits::kMaxRank];
+    if (dims.size() > hdf5::limits::kMaxRank) throw FormatError("dataspace rank exceeds 32");
+    for (size_t d = 0; d < dims.size(); ++d) shape[d] = static_cast<Py_intptr_t>(dims[d]);
+    auto& api = py::detail::npy_api::get();
+    constexpr int kFlags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
+                           py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    // NewFromDescr steals the reference to the descriptor.
+    auto arr = py::reinterpret_steal<py::object>(api.PyArray_NewFromDescr_(
+        api.PyArray_Type_, dtype.inc_ref().ptr(), static_cast<int>(dims.size()), shape, nullptr, data, kFlags, nullptr));
+    if (!arr) throw py::error_already_set();
+    if (api.PyArray_SetBaseObject_(arr.ptr(), base.inc_ref().ptr()) != 0) throw py::error_already_set();
+    return arr;
   }
 
   // Outputs smaller than this share slab allocations in read_many.
