@@ -115,10 +115,11 @@ class Arena {
     void (*destroy)(void*);
     void* object;
   };
-  // Blocks double from 16 KiB to 256 KiB; a request larger than a quarter of that gets a
-  // block of its own, so the tail of the current block is not wasted on it.
+  // Blocks double from 16 KiB to 64 KiB; a request larger than a quarter of that gets a
+  // block of its own, so the tail of the current block is not wasted on it. (256 KiB blocks
+  // were slower: above malloc's mmap threshold, every File faulted its blocks in anew.)
   static constexpr size_t kFirstBlock = size_t{16} << 10;
-  static constexpr size_t kMaxBlock = size_t{256} << 10;
+  static constexpr size_t kMaxBlock = size_t{64} << 10;
   // Block headers keep the bytes after them aligned for any fundamental type.
   static constexpr size_t kHeader = alignof(std::max_align_t) > sizeof(Block) ? alignof(std::max_align_t) : sizeof(Block);
 
