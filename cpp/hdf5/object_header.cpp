@@ -62,7 +62,7 @@ void parse_v1_messages(io::Cursor c, HeaderReader& reader, size_t& remaining_cou
     uint64_t offset = c.file_offset();
     io::ByteSpan data = c.take_span(size);
     --remaining_count;
-    reader.add(RawMessage{type, flags, data, offset});
+    reader.add(RawMessage{data, offset, type, 0, flags});
   }
 }
 
@@ -78,7 +78,7 @@ void parse_v2_messages(io::Cursor c, size_t end, bool has_order, HeaderReader& r
     if (c.pos() + size > end) c.fail("object header message runs past its block");
     uint64_t offset = c.file_offset();
     io::ByteSpan data = c.take_span(size);
-    reader.add(RawMessage{type, flags, data, offset, order});
+    reader.add(RawMessage{data, offset, type, order, flags});
   }
 }
 

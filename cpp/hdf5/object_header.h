@@ -41,12 +41,13 @@ constexpr uint8_t kMsgFlagShared = 0x02;
 constexpr uint8_t kMsgFlagFailIfUnknownWrite = 0x08;
 constexpr uint8_t kMsgFlagFailIfUnknown = 0x80;
 
+// (Fields ordered to pack into 32 bytes: a File caches every message of every header.)
 struct RawMessage {
-  uint16_t type = 0;
-  uint8_t flags = 0;
   io::ByteSpan data;
   uint64_t offset = 0;  // absolute file offset of the message data (for errors)
+  uint16_t type = 0;
   uint16_t creation_order = 0;  // v2 headers that track attribute creation order
+  uint8_t flags = 0;
 };
 
 // Trivially copyable: the message list is a view of storage the parser's caller owns (a
