@@ -471,6 +471,17 @@ void register_hdf5(py::module_& m) {
         py::gil_scoped_release release;
         return f.file().resolve(start, path);
       })
+      .def("resolve_object", [](const H5File& f, uint64_t start, const std::string& path) {
+        // (address, kind): resolve and kind in one call, for the h5py-like f[path].
+        uint64_t address;
+        hdf5::ObjectKind kind;
+        {
+          py::gil_scoped_release release;
+          address = f.file().resolve(start, path);
+          kind = f.file().kind(address);
+        }
+        return py::make_tuple(address, kind_name(kind));
+      })
       .def("resolve_many", [](const H5File& f, uint64_t start, const std::vector<std::string>& paths) {
         std::vector<uint64_t> out(paths.size());
         py::gil_scoped_release release;
