@@ -59,7 +59,7 @@ const char* index_name(hdf5::Layout::Index i) {
 }
 
 // Names are bytes in the file; like h5py, decode them as UTF-8 (undecodable bytes escaped).
-py::str decode_name(const std::string& s) {
+py::str decode_name(std::string_view s) {
   PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<py::ssize_t>(s.size()), "surrogateescape");
   if (!o) throw py::error_already_set();
   return py::reinterpret_steal<py::str>(o);
@@ -128,10 +128,10 @@ class H5File {
   Mapping mapping() const { return Mapping{map_}; }
 
   py::list links(uint64_t group) const {
-    std::shared_ptr<const hdf5::GroupLinks> ls;
+    const hdf5::GroupLinks* ls;
     {
       py::gil_scoped_release release;
-      ls = file_->links(group);
+      ls = &file_->links(group);
     }
     py::list out;
     for (const auto& l : ls->links) out.append(link_tuple(l));
@@ -139,13 +139,13 @@ class H5File {
   }
 
   py::list walk(uint64_t start) const {
-    std::vector<hdf5::WalkEntry> entries;
+    hdf5::Walk w;
     {
       py::gil_scoped_release release;
-      entries = file_->walk(start);
+      w = file_->walk(start);
     }
     py::list out;
-    for (const auto& e : entries) out.append(py::make_tuple(decode_name(e.path), kind_name(e.kind), e.address));
+    for (const auto& e : w.entries) out.append(py::make_tuple(decode_name(w.path(e)), kind_name(e.kind), e.address));
     return out;
   }
 
@@ -153,32 +153,36 @@ class H5File {
   // bomb_floor > 0, a dataset declaring more than bomb_floor bytes and more than
   // max_expansion times what it stores is refused before anything is allocated.
   py::dict load_all(uint64_t start, py::object threads, uint64_t bomb_floor, uint64_t max_expansion) const {
-    std::vector<hdf5::WalkEntry> entries;
+    hdf5::Walk w;
     {
       py::gil_scoped_release release;
-      entries = file_->walk(start);
+      w = file_->walk(start);
     }
     std::vector<uint64_t> addresses;
-    std::vector<std::string> names;
-    for (const auto& e : entries) {
+    std::vector<std::string_view> names;  // into w.paths
+    addresses.reserve(w.entries.size());
+    names.reserve(w.entries.size());
+    for (const auto& e : w.entries) {
       if (e.kind != hdf5::ObjectKind::kDataset) continue;
       addresses.push_back(e.address);
-      names.push_back("/" + e.path);
+      names.push_back(w.slash_path(e));
     }
     if (bomb_floor > 0) {
       for (size_t i = 0; i < addresses.size(); ++i) {
-        auto ds = file_->dataset(addresses[i]);
-        uint64_t declared = ds->num_elements() * ds->type().size;
-        if (declared > bomb_floor && declared / std::max<uint64_t>(max_expansion, 1) > ds->storage_size())
-          throw FormatError("'" + names[i] + "' declares " + std::to_string(declared) + " bytes but stores only " +
-                            std::to_string(ds->storage_size()) + ": refusing a potential shape/decompression bomb");
+        const hdf5::Dataset& ds = file_->dataset(addresses[i]);
+        uint64_t declared = ds.num_elements() * ds.type().size;
+        if (declared > bomb_floor && declared / std::max<uint64_t>(max_expansion, 1) > ds.storage_size())
+          throw FormatError("'" + std::string(names[i]) + "' declares " + std::to_string(declared) +
+                            " bytes but stores only " + std::to_string(ds.storage_size()) +
+                            ": refusing a potential shape/decompression bomb");
       }
     }
-    std::vector<py::object> dtypes(addresses.size(), py::none());
-    std::vector<std::string> sources(addresses.size());
-    py::list arrays = read_many(addresses, names, dtypes, sources, threads);
+    std::vector<py::object> arrays = read_many_impl(addresses, names, nullptr, nullptr, threads);
     py::dict out;
-    for (size_t i = 0; i < names.size(); ++i) out[decode_name(names[i])] = arrays[i];
+    for (size_t i = 0; i < names.size(); ++i) {
+      py::str key = decode_name(names[i]);
+      if (PyDict_SetItem(out.ptr(), key.ptr(), arrays[i].ptr()) != 0) throw py::error_already_set();
+    }
     return out;
   }
 
@@ -204,7 +208,7 @@ class H5File {
   }
 
   py::dict dataset_info(uint64_t address) const {
-    auto ds = file_->dataset(address);
+    const hdf5::Dataset* ds = &file_->dataset(address);
     py::dict d;
     const auto& sp = ds->space();
     d["shape"] = py::tuple(py::cast(sp.dims));
@@ -258,7 +262,7 @@ class H5File {
   // Reads a box of one dataset into `out` (C-contiguous, shape == count).
   void read(uint64_t address, py::array out, const std::vector<uint64_t>& start, const std::vector<uint64_t>& count,
             const std::string& source) const {
-    auto ds = file_->dataset(address);
+    const hdf5::Dataset* ds = &file_->dataset(address);
     convert::ElementType to = bindings::element_type_of(out.dtype());
     check_output(out, count);
     uint8_t* dst = static_cast<uint8_t*>(out.mutable_data());
@@ -278,8 +282,21 @@ class H5File {
                      py::object threads) const {
     size_t n = addresses.size();
     if (names.size() != n || dtypes.size() != n || sources.size() != n) throw std::invalid_argument("length mismatch");
+    std::vector<std::string_view> name_views(names.begin(), names.end());
+    std::vector<py::object> arrays = read_many_impl(addresses, name_views, dtypes.data(), sources.data(), threads);
+    py::list out(n);
+    for (size_t i = 0; i < n; ++i) out[i] = std::move(arrays[i]);
+    return out;
+  }
+
+ private:
+  // read_many without the Python-facing argument lists: `dtypes` and `sources` may be null
+  // (every dataset keeps its stored type, as load_all reads them).
+  std::vector<py::object> read_many_impl(const std::vector<uint64_t>& addresses, const std::vector<std::string_view>& names,
+                                         const py::object* dtypes, const std::string* sources, py::object threads) const {
+    size_t n = addresses.size();
     struct Job {
-      std::shared_ptr<const hdf5::Dataset> ds;
+      const hdf5::Dataset* ds = nullptr;
       convert::ElementType from, to;
       py::dtype dtype;
       size_t nbytes = 0;
@@ -296,16 +313,17 @@ class H5File {
     for (size_t i = 0; i < n; ++i) {
       try {
         Job& j = jobs[i];
-        j.ds = file_->dataset(addresses[i]);
+        j.ds = &file_->dataset(addresses[i]);
         j.ds->check_readable();
-        j.reinterpret = !sources[i].empty();
+        const bool has_dtype = dtypes && !dtypes[i].is_none();
+        j.reinterpret = sources && !sources[i].empty();
         j.from = j.reinterpret ? convert::ElementType::from_typestr(sources[i]) : j.ds->stored_type();
         if (!j.reinterpret && j.from.kind == convert::Kind::kRaw && j.from.size == 2 &&
-            file_->is_tagged_bfloat16(addresses[i]) && (!dtypes[i].is_none() || bindings::have_bfloat16())) {
+            file_->is_tagged_bfloat16(addresses[i]) && (has_dtype || bindings::have_bfloat16())) {
           j.reinterpret = true;
           j.from = convert::ElementType{convert::Kind::kBFloat16, 2, false};
         }
-        j.dtype = !dtypes[i].is_none() ? py::dtype::from_args(dtypes[i])
+        j.dtype = has_dtype            ? py::dtype::from_args(dtypes[i])
                   : j.reinterpret      ? bindings::dtype_of(j.from)
                                        : cached_dtype(j.ds->type().numpy_typestr(), dtype_cache);
         j.to = bindings::element_type_of(j.dtype);
@@ -317,54 +335,70 @@ class H5File {
         j.nbytes = static_cast<size_t>(count * itemsize);
         if (j.nbytes < kSlabItemLimit) slab_bytes += align_up(j.nbytes);
       } catch (const Error&) {
-        rethrow_with_context(std::current_exception(), "'" + names[i] + "': ");
+        rethrow_with_context(std::current_exception(), "'" + std::string(names[i]) + "': ");
       }
     }
     // Pass 2: create the arrays (views into the slab, or arrays of their own).
     std::vector<py::ssize_t> slab_shape{static_cast<py::ssize_t>(slab_bytes + 64)};
     py::array slab(py::dtype("uint8"), slab_shape);
     uint8_t* slab_at = align64(static_cast<uint8_t*>(slab.mutable_data()));
-    py::list results;
+    std::vector<py::object> results;
+    results.reserve(n);
     for (size_t i = 0; i < n; ++i) {
       Job& j = jobs[i];
-      std::vector<py::ssize_t> shape(j.ds->space().dims.begin(), j.ds->space().dims.end());
       if (j.nbytes < kSlabItemLimit) {
-        py::array arr(j.dtype, shape, std::vector<py::ssize_t>{}, slab_at, slab);
+        results.push_back(array_over(j.dtype, j.ds->space().dims, slab_at, slab));
         j.out = slab_at;
         slab_at += align_up(j.nbytes);
-        results.append(arr);
       } else {
         // 64-byte aligned, like the slabs: frameworks adopt such buffers without copying.
         std::vector<py::ssize_t> raw_shape{static_cast<py::ssize_t>(j.nbytes + 64)};
         py::array raw(py::dtype("uint8"), raw_shape);
         uint8_t* aligned = align64(static_cast<uint8_t*>(raw.mutable_data()));
-        py::array arr(j.dtype, shape, std::vector<py::ssize_t>{}, aligned, raw);
+        results.push_back(array_over(j.dtype, j.ds->space().dims, aligned, raw));
         j.out = aligned;
-        results.append(arr);
       }
     }
     {
       py::gil_scoped_release release;
       parallel_for(n, nthreads, [&](size_t i) {
         Job& j = jobs[i];
-        std::vector<uint64_t> start(j.ds->space().dims.size(), 0);
         if (j.reinterpret) {
+          std::vector<uint64_t> start(j.ds->space().dims.size(), 0);
           read_as(*j.ds, start, j.ds->space().dims, j.out, j.to, j.from);
         } else {
-          j.ds->read(start, j.ds->space().dims, j.out, j.to);
+          j.ds->read_all(j.out, j.to);
         }
       }, errors);
     }
     for (size_t i = 0; i < n; ++i)
-      if (errors[i]) rethrow_with_context(errors[i], "'" + names[i] + "': ");
+      if (errors[i]) rethrow_with_context(errors[i], "'" + std::string(names[i]) + "': ");
     return results;
   }
 
- private:
   void init(std::shared_ptr<const io::MappedFile> map) {
     map_ = std::move(map);
     py::gil_scoped_release release;
     file_ = std::make_unique<hdf5::File>(map_);
+  }
+
+  // A writeable C-order array of `dims` over `data`, which `base` keeps alive. Calls numpy's
+  // constructor directly: py::array's builds shape and stride vectors and inspects the
+  // base, which showed in load_file's profile of ten thousand small arrays.
+  static py::object array_over(const py::dtype& dtype, const std::vector<uint64_t>& dims, uint8_t* data,
+                               const py::handle& base) {
+    Py_intptr_t shape[hdf5::limits::kMaxRank];
+    if (dims.size() > hdf5::limits::kMaxRank) throw FormatError("dataspace rank exceeds 32");
+    for (size_t d = 0; d < dims.size(); ++d) shape[d] = static_cast<Py_intptr_t>(dims[d]);
+    auto& api = py::detail::npy_api::get();
+    constexpr int kFlags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
+                           py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    // NewFromDescr steals the reference to the descriptor.
+    auto arr = py::reinterpret_steal<py::object>(api.PyArray_NewFromDescr_(
+        api.PyArray_Type_, dtype.inc_ref().ptr(), static_cast<int>(dims.size()), shape, nullptr, data, kFlags, nullptr));
+    if (!arr) throw py::error_already_set();
+    if (api.PyArray_SetBaseObject_(arr.ptr(), base.inc_ref().ptr()) != 0) throw py::error_already_set();
+    return arr;
   }
 
   // Outputs smaller than this share slab allocations in read_many.
@@ -437,6 +471,17 @@ void register_hdf5(py::module_& m) {
         py::gil_scoped_release release;
         return f.file().resolve(start, path);
       })
+      .def("resolve_object", [](const H5File& f, uint64_t start, const std::string& path) {
+        // (address, kind): resolve and kind in one call, for the h5py-like f[path].
+        uint64_t address;
+        hdf5::ObjectKind kind;
+        {
+          py::gil_scoped_release release;
+          address = f.file().resolve(start, path);
+          kind = f.file().kind(address);
+        }
+        return py::make_tuple(address, kind_name(kind));
+      })
       .def("resolve_many", [](const H5File& f, uint64_t start, const std::vector<std::string>& paths) {
         std::vector<uint64_t> out(paths.size());
         py::gil_scoped_release release;
@@ -459,7 +504,7 @@ void register_hdf5(py::module_& m) {
         // (byte offset or None, shape, typestr): what a zero-copy view needs. None when the
         // data is not one allocated unfiltered block, or is a string whose stored padding
         // differs from what a read returns.
-        auto ds = f.file().dataset(address);
+        const hdf5::Dataset* ds = &f.file().dataset(address);
         const auto& type = ds->type();
         py::tuple shape(ds->space().dims.size());
         for (size_t d = 0; d < ds->space().dims.size(); ++d) shape[d] = py::int_(ds->space().dims[d]);
@@ -481,21 +526,21 @@ void register_hdf5(py::module_& m) {
            py::arg("sources"), py::arg("threads") = py::none())
       .def("datasets", [](const H5File& f, uint64_t start) {
         // (path, address, shape, typestr, storage size) of every dataset below `start`.
-        std::vector<hdf5::WalkEntry> entries;
+        hdf5::Walk w;
         {
           py::gil_scoped_release release;
-          entries = f.file().walk(start);
+          w = f.file().walk(start);
         }
         py::list out;
-        for (const auto& e : entries) {
+        for (const auto& e : w.entries) {
           if (e.kind != hdf5::ObjectKind::kDataset) continue;
-          auto ds = f.file().dataset(e.address);
+          const hdf5::Dataset* ds = &f.file().dataset(e.address);
           // Keras's "shape bomb" rule needs the stored size only for datasets declaring > 4 GiB.
           uint64_t declared = ds->num_elements() * ds->type().size;
           uint64_t stored = declared > (uint64_t{1} << 32) ? problem_free_storage_size(*ds) : declared;
           py::tuple shape(ds->space().dims.size());
           for (size_t d = 0; d < ds->space().dims.size(); ++d) shape[d] = py::int_(ds->space().dims[d]);
-          out.append(py::make_tuple(decode_name("/" + e.path), e.address, shape, ds->type().numpy_typestr(), stored));
+          out.append(py::make_tuple(decode_name(w.slash_path(e)), e.address, shape, ds->type().numpy_typestr(), stored));
         }
         return out;
       });

@@ -36,7 +36,7 @@ void guarded(F f) {
 }
 
 void read_dataset(const hdf5::File& file, uint64_t address) {
-  std::shared_ptr<const hdf5::Dataset> ds = file.dataset(address);
+  const hdf5::Dataset* ds = &file.dataset(address);
   const hdf5::Dataspace& space = ds->space();
   (void)ds->type().numpy_typestr();
   (void)ds->type().describe();
@@ -94,11 +94,11 @@ void visit_object(const hdf5::File& file, uint64_t address) {
     if (kind == hdf5::ObjectKind::kDataset) {
       read_dataset(file, address);
     } else if (kind == hdf5::ObjectKind::kGroup) {
-      auto links = file.links(address);
-      for (const hdf5::Link& l : links->links) {
+      const hdf5::GroupLinks& links = file.links(address);
+      for (const hdf5::Link& l : links.links) {
         guarded([&] { (void)file.link(address, l.name); });
         // Soft links are resolved (cycles and ".." must fail cleanly); external ones refuse.
-        if (l.type != hdf5::Link::Type::kHard) guarded([&] { (void)file.resolve(address, l.name); });
+        if (l.type != hdf5::Link::Type::kHard) guarded([&] { (void)file.resolve(address, std::string(l.name)); });
       }
     }
   });
@@ -112,11 +112,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     hdf5::File file(map);
     const uint64_t root = file.root();
     visit_object(file, root);
-    std::vector<hdf5::WalkEntry> entries = file.walk(root);
-    for (const hdf5::WalkEntry& e : entries) {
+    hdf5::Walk walk = file.walk(root);
+    for (const hdf5::WalkEntry& e : walk.entries) {
       visit_object(file, e.address);
-      guarded([&] { (void)file.resolve(root, e.path); });
-      guarded([&] { (void)file.resolve(root, "/" + e.path); });
+      guarded([&] { (void)file.resolve(root, std::string(walk.path(e))); });
+      guarded([&] { (void)file.resolve(root, std::string(walk.slash_path(e))); });
     }
   } catch (const Error&) {
     // Rejected cleanly.

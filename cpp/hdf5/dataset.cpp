@@ -138,8 +138,22 @@ void Dataset::fill_output(uint8_t* out, uint64_t n, const convert::ElementType& 
 }
 
 void Dataset::read_all(uint8_t* out, const convert::ElementType& to) const {
-  std::vector<uint64_t> start(space_.dims.size(), 0);
-  read(start, space_.dims, out, to);
+  if (layout_.cls == Layout::Class::kChunked) {
+    std::vector<uint64_t> start(space_.dims.size(), 0);
+    return read(start, space_.dims, out, to);
+  }
+  // One block in the file (or none): the whole selection is one run, so no box to walk
+  // and nothing to allocate (load_file reads thousands of small datasets this way).
+  check_readable();
+  const convert::ElementType from = stored_type();
+  if (!convert::can_convert(from, to)) throw Error("cannot convert " + from.typestr() + " to " + to.typestr());
+  const uint64_t n = num_elements();
+  if (n == 0) return;
+  io::ByteSpan stored;
+  if (!stored_span(&stored)) return fill_output(out, n, to);  // never written
+  convert::convert(stored.data(), from, out, to, static_cast<size_t>(n));
+  if (type_.cls == DataType::Class::kString && to.kind == convert::Kind::kRaw)
+    normalize_fixed_strings(out, n, type_.size, type_.string_pad);
 }
 
 void Dataset::read(const std::vector<uint64_t>& start, const std::vector<uint64_t>& count, uint8_t* out,

@@ -1,9 +1,6 @@
 #include "hdf5/file.h"
 
 #include <algorithm>
-#include <functional>
-#include <set>
-#include <unordered_set>
 
 #include "hdf5/attributes.h"
 #include "hdf5/group.h"
@@ -11,14 +8,14 @@
 namespace weightio::hdf5 {
 
 namespace {
-std::vector<std::string> split_path(const std::string& path) {
-  std::vector<std::string> parts;
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> parts;
   size_t i = 0;
   while (i <= path.size()) {
     size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
+    if (j == std::string_view::npos) j = path.size();
     if (j > i) {
-      std::string part = path.substr(i, j - i);
+      std::string_view part = path.substr(i, j - i);
       if (part != ".") parts.push_back(part);
     }
     i = j + 1;
@@ -28,67 +25,84 @@ std::vector<std::string> split_path(const std::string& path) {
 }  // namespace
 
 File::File(std::shared_ptr<const io::MappedFile> map)
-    : map_(std::move(map)), ctx_(map_->bytes(), map_->path()), global_heap_(ctx_) {
+    : map_(std::move(map)),
+      ctx_(map_->bytes(), map_->path()),
+      global_heap_(ctx_),
+      // Hardening: the arena is charged per block, on top of what the parsers charge per
+      // structure, so no path through the caches allocates outside the budget.
+      arena_([this](size_t n) { ctx_.charge(n, "cached metadata"); }) {
   superblock_ = read_superblock(ctx_);
 }
 
-std::shared_ptr<const ObjectHeader> File::header(uint64_t address) const {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = headers_.find(address);
-    if (it != headers_.end()) return it->second;
-  }
-  auto h = std::make_shared<const ObjectHeader>(read_object_header(ctx_, address));
+File::Object& File::object_locked(uint64_t address) const {
+  if (Object** found = objects_.find(address)) return **found;
+  ObjectHeader h = read_object_header(ctx_, address, message_scratch_);
   // Hardening: cached for the life of the file; see Context::charge.
   uint64_t decoded = sizeof(ObjectHeader);
-  for (const RawMessage& m : h->messages) decoded += sizeof(RawMessage) + m.data.size();
+  for (const RawMessage& m : h.messages) decoded += sizeof(RawMessage) + m.data.size();
   ctx_.charge(decoded, "object headers");
+  // Cached without the NIL (padding) messages, which nothing reads.
+  size_t kept = 0;
+  for (const RawMessage& m : h.messages) kept += m.type != kMsgNil;
+  RawMessage* messages = arena_.array<RawMessage>(kept);
+  kept = 0;
+  for (const RawMessage& m : h.messages)
+    if (m.type != kMsgNil) new (&messages[kept++]) RawMessage(m);
+  h.messages = io::Span<const RawMessage>(messages, kept);
+  ObjectKind kind = is_dataset(h)                          ? ObjectKind::kDataset
+                    : is_group(h) || address == root()     ? ObjectKind::kGroup
+                    : h.find(kMsgDatatype)                 ? ObjectKind::kDatatype
+                                                           : ObjectKind::kGroup;  // an empty new-style group may carry nothing we recognise
+  Object* o = arena_.make<Object>(Object{h, kind, nullptr, nullptr});
+  objects_.insert(address, o);
+  return *o;
+}
+
+const ObjectHeader& File::header(uint64_t address) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return headers_.emplace(address, std::move(h)).first->second;
+  return object_locked(address).header;
 }
 
 ObjectKind File::kind(uint64_t address) const {
-  auto h = header(address);
-  if (is_dataset(*h)) return ObjectKind::kDataset;
-  if (is_group(*h) || address == root()) return ObjectKind::kGroup;
-  if (h->find(kMsgDatatype)) return ObjectKind::kDatatype;
-  return ObjectKind::kGroup;  // an empty new-style group may carry nothing we recognise
+  std::lock_guard<std::mutex> lock(mutex_);
+  return object_locked(address).kind;
 }
 
-const Link* GroupLinks::find(const std::string& name) const {
+const Link* GroupLinks::find(std::string_view name) const {
   if (by_name.empty()) {
-    auto it = std::lower_bound(links.begin(), links.end(), name, [](const Link& l, const std::string& n) { return l.name < n; });
+    auto it = std::lower_bound(links.begin(), links.end(), name, [](const Link& l, std::string_view n) { return l.name < n; });
     return it != links.end() && it->name == name ? &*it : nullptr;
   }
   auto it = std::lower_bound(by_name.begin(), by_name.end(), name,
-                             [&](uint32_t i, const std::string& n) { return links[i].name < n; });
+                             [&](uint32_t i, std::string_view n) { return links[i].name < n; });
   return it != by_name.end() && links[*it].name == name ? &links[*it] : nullptr;
 }
 
-std::shared_ptr<const GroupLinks> File::links(uint64_t group) const {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = links_.find(group);
-    if (it != links_.end()) return it->second;
-  }
-  auto h = header(group);
-  auto found = std::make_shared<GroupLinks>();
-  found->links = read_links(ctx_, *h);
-  const auto& ls = found->links;
+const GroupLinks& File::links_locked(Object& o) const {
+  if (o.links) return *o.links;
+  read_links(ctx_, o.header, link_scratch_);
+  const std::vector<Link>& ls = link_scratch_;
+  GroupLinks found;
+  found.links = arena_.copy(ls.data(), ls.size());
   bool sorted = std::is_sorted(ls.begin(), ls.end(), [](const Link& a, const Link& b) { return a.name < b.name; });
   if (!sorted) {
-    found->by_name.resize(ls.size());
-    for (uint32_t i = 0; i < ls.size(); ++i) found->by_name[i] = i;
-    std::sort(found->by_name.begin(), found->by_name.end(), [&](uint32_t a, uint32_t b) { return ls[a].name < ls[b].name; });
+    uint32_t* order = arena_.array<uint32_t>(ls.size());
+    for (uint32_t i = 0; i < ls.size(); ++i) new (&order[i]) uint32_t(i);
+    std::sort(order, order + ls.size(), [&](uint32_t a, uint32_t b) { return ls[a].name < ls[b].name; });
+    found.by_name = io::Span<const uint32_t>(order, ls.size());
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  return links_.emplace(group, std::move(found)).first->second;
+  o.links = arena_.make<GroupLinks>(found);
+  return *o.links;
 }
 
-Link File::link(uint64_t group, const std::string& name) const {
-  auto ls = links(group);
-  const Link* l = ls->find(name);
-  if (!l) throw NotFoundError("no object named '" + name + "'");
+const GroupLinks& File::links(uint64_t group) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return links_locked(object_locked(group));
+}
+
+Link File::link(uint64_t group, std::string_view name) const {
+  const Link* l = links(group).find(name);
+  if (!l) throw NotFoundError("no object named '" + std::string(name) + "'");
   return *l;
 }
 
@@ -97,18 +111,19 @@ uint64_t File::resolve(uint64_t start, const std::string& path) const {
   return resolve_from(start, path, hops);
 }
 
-uint64_t File::resolve_from(uint64_t start, const std::string& path, int& hops) const {
+uint64_t File::resolve_from(uint64_t start, std::string_view path, int& hops) const {
   uint64_t at = !path.empty() && path[0] == '/' ? root() : start;
-  std::vector<std::string> parts = split_path(path);
+  std::vector<std::string_view> parts = split_path(path);
   std::vector<uint64_t> parents;  // for ".." in soft link targets
-  for (const std::string& part : parts) {
+  for (std::string_view part : parts) {
     if (part == "..") {
-      if (parents.empty()) throw NotFoundError("path '" + path + "' climbs above its start");
+      if (parents.empty()) throw NotFoundError("path '" + std::string(path) + "' climbs above its start");
       at = parents.back();
       parents.pop_back();
       continue;
     }
-    if (kind(at) != ObjectKind::kGroup) throw NotFoundError("'" + part + "' is looked up in an object that is not a group");
+    if (kind(at) != ObjectKind::kGroup)
+      throw NotFoundError("'" + std::string(part) + "' is looked up in an object that is not a group");
     Link l = link(at, part);
     parents.push_back(at);
     switch (l.type) {
@@ -116,42 +131,61 @@ uint64_t File::resolve_from(uint64_t start, const std::string& path, int& hops) 
         at = l.address;
         break;
       case Link::Type::kSoft:
-        if (++hops > limits::kMaxLinkHops) throw FormatError("too many soft links (a cycle?) resolving '" + path + "'");
+        if (++hops > limits::kMaxLinkHops)
+          throw FormatError("too many soft links (a cycle?) resolving '" + std::string(path) + "'");
         at = resolve_from(at, l.target, hops);
         break;
       case Link::Type::kExternal:
-        throw UnsupportedFeatureError("external link '" + part + "' to '" + l.external_file + ":" + l.target + "'");
+        throw UnsupportedFeatureError("external link '" + std::string(part) + "' to '" + std::string(l.external_file) +
+                                      ":" + std::string(l.target) + "'");
     }
   }
   return at;
 }
 
-std::vector<WalkEntry> File::walk(uint64_t start) const {
-  std::vector<WalkEntry> out;
-  std::unordered_set<uint64_t> seen{start};
-  std::function<void(uint64_t, const std::string&, int)> visit = [&](uint64_t group, const std::string& prefix, int depth) {
-    if (depth > limits::kMaxGroupDepth) throw FormatError("groups nest too deep");
-    // Like h5py (H5Ovisit by name), always in name order, even in creation-ordered groups.
-    auto ls = links(group);
-    for (size_t i = 0; i < ls->links.size(); ++i) {
-      const Link& l = ls->by_name.empty() ? ls->links[i] : ls->links[ls->by_name[i]];
-      if (l.type != Link::Type::kHard) continue;
-      if (!seen.insert(l.address).second) continue;
-      std::string path = prefix.empty() ? l.name : prefix + "/" + l.name;
-      ObjectKind k = kind(l.address);
-      out.push_back(WalkEntry{path, k, l.address});
-      if (k == ObjectKind::kGroup) visit(l.address, path, depth + 1);
-    }
-  };
-  visit(start, "", 0);
+Walk File::walk(uint64_t start) const {
+  Walk out;
+  AddressMap<bool> seen;
+  seen.insert(start, true);
+  // Hardening: every path repeats its parent's, so deep groups with long names would make
+  // the paths quadratic in the file size; they get the same bound as other returned values.
+  LocalBudget budget(ctx_);
+  std::lock_guard<std::mutex> lock(mutex_);
+  walk_locked(start, 0, 0, 0, seen, budget, out);
   return out;
 }
 
+void File::walk_locked(uint64_t group, size_t prefix_offset, size_t prefix_size, int depth, AddressMap<bool>& seen,
+                       LocalBudget& budget, Walk& out) const {
+  if (depth > limits::kMaxGroupDepth) throw FormatError("groups nest too deep");
+  // Like h5py (H5Ovisit by name), always in name order, even in creation-ordered groups.
+  const GroupLinks& ls = links_locked(object_locked(group));
+  for (size_t i = 0; i < ls.links.size(); ++i) {
+    const Link& l = ls.in_name_order(i);
+    if (l.type != Link::Type::kHard) continue;
+    if (!seen.insert(l.address, true).second) continue;
+    Object& o = object_locked(l.address);
+    // The path is "<prefix>/<name>", or "<name>" at the top; each is preceded by a '/'.
+    size_t size = prefix_size == 0 ? l.name.size() : prefix_size + 1 + l.name.size();
+    budget.take(size + 1, "object paths");
+    size_t offset = out.paths.size() + 1;
+    out.paths.reserve(offset + size);  // (the prefix is copied from this very buffer)
+    out.paths.push_back('/');
+    if (prefix_size != 0) {
+      out.paths.append(out.paths, prefix_offset, prefix_size);
+      out.paths.push_back('/');
+    }
+    out.paths.append(l.name);
+    out.entries.push_back(WalkEntry{offset, size, o.kind, l.address});
+    if (o.kind == ObjectKind::kGroup) walk_locked(l.address, offset, size, depth + 1, seen, budget, out);
+  }
+}
+
 std::vector<Attribute> File::attributes(uint64_t object) const {
-  auto h = header(object);
+  const ObjectHeader& h = header(object);
   std::vector<Attribute> out;
   LocalBudget budget(ctx_);  // hardening: vlen strings may all name one big heap object
-  for (const AttributeMessage& m : read_attributes(ctx_, *h)) {
+  for (const AttributeMessage& m : read_attributes(ctx_, h)) {
     out.push_back(decode_attribute(m));
     uint64_t decoded = out.back().raw.size();
     for (const std::string& s : out.back().strings) decoded += s.size() + sizeof(std::string);
@@ -193,17 +227,12 @@ Attribute File::decode_attribute(const AttributeMessage& m) const {
   return a;
 }
 
-std::shared_ptr<const Dataset> File::dataset(uint64_t address) const {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = datasets_.find(address);
-    if (it != datasets_.end()) return it->second;
-  }
-  auto h = header(address);
-  if (!is_dataset(*h)) throw Error("object is not a dataset");
-  auto d = std::make_shared<const Dataset>(ctx_, *h);
+const Dataset& File::dataset(uint64_t address) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return datasets_.emplace(address, std::move(d)).first->second;
+  Object& o = object_locked(address);
+  if (o.kind != ObjectKind::kDataset) throw Error("object is not a dataset");
+  if (!o.dataset) o.dataset = arena_.make<Dataset>(ctx_, o.header);
+  return *o.dataset;
 }
 
 }  // namespace weightio::hdf5
@@ -211,8 +240,8 @@ std::shared_ptr<const Dataset> File::dataset(uint64_t address) const {
 namespace weightio::hdf5 {
 
 bool File::is_tagged_bfloat16(uint64_t address) const {
-  auto ds = dataset(address);
-  if (ds->type().cls != DataType::Class::kOpaque || ds->type().size != 2) return false;
+  const Dataset& ds = dataset(address);
+  if (ds.type().cls != DataType::Class::kOpaque || ds.type().size != 2) return false;
   for (const Attribute& a : attributes(address)) {
     if (a.name != "dtype" || a.space.num_elements() != 1) continue;
     std::string value = a.vlen_string ? (a.strings.empty() ? "" : a.strings[0])

@@ -17,30 +17,27 @@ void charge(const Context& ctx, const Link& l) {
   ctx.charge(sizeof(Link) + 64 + 2 * l.name.size() + l.target.size() + l.external_file.size(), "links");
 }
 
-std::vector<Link> read_symbol_table(const Context& ctx, const RawMessage& m) {
+void read_symbol_table(const Context& ctx, const RawMessage& m, std::vector<Link>& links) {
   io::Cursor c(m.data, m.offset);
   uint64_t btree = ctx.read_offset(c);
   uint64_t heap_address = ctx.read_offset(c);
   LocalHeap heap(ctx, heap_address);
-  std::vector<Link> links;
   walk_group_btree(ctx, btree, [&](const SymbolTableEntry& e) {
     Link l;
-    l.name = heap.string_at(e.name_offset);
+    l.name = heap.view_at(e.name_offset);
     if (e.cache_type == 2) {
       l.type = Link::Type::kSoft;
-      l.target = heap.string_at(e.soft_link_offset);
+      l.target = heap.view_at(e.soft_link_offset);
     } else {
       l.address = e.object_header;
     }
     charge(ctx, l);
-    links.push_back(std::move(l));
+    links.push_back(l);
   });
-  return links;
 }
 
-std::vector<Link> read_dense_links(const Context& ctx, const DenseStorageInfo& info) {
-  std::vector<Link> links;
-  if (info.name_index_address == io::kUndefinedAddress) return links;
+void read_dense_links(const Context& ctx, const DenseStorageInfo& info, std::vector<Link>& links) {
+  if (info.name_index_address == io::kUndefinedAddress) return;
   FractalHeap heap(ctx, info.heap_address);
   BTreeV2 index(ctx, info.name_index_address);
   if (index.type() != 5) throw FormatError("link name index has unexpected B-tree type " + std::to_string(index.type()));
@@ -51,7 +48,6 @@ std::vector<Link> read_dense_links(const Context& ctx, const DenseStorageInfo& i
     links.push_back(parse_link(ctx, io::Cursor(msg, 0)));
     charge(ctx, links.back());
   });
-  return links;
 }
 
 }  // namespace
@@ -61,17 +57,17 @@ bool is_group(const ObjectHeader& header) {
          header.find(kMsgLink);
 }
 
-std::vector<Link> read_links(const Context& ctx, const ObjectHeader& header) {
-  std::vector<Link> links;
+void read_links(const Context& ctx, const ObjectHeader& header, std::vector<Link>& links) {
+  links.clear();
   bool by_order = false;
   if (const RawMessage* st = header.find(kMsgSymbolTable)) {
-    links = read_symbol_table(ctx, *st);
+    read_symbol_table(ctx, *st, links);
   } else {
     DenseStorageInfo info;
     if (const RawMessage* li = header.find(kMsgLinkInfo)) info = parse_link_info(ctx, io::Cursor(li->data, li->offset));
     by_order = info.creation_order_tracked;
     if (info.dense()) {
-      links = read_dense_links(ctx, info);
+      read_dense_links(ctx, info, links);
     } else {
       for (const RawMessage& m : header.messages)
         if (m.type == kMsgLink) {
@@ -88,8 +84,7 @@ std::vector<Link> read_links(const Context& ctx, const ObjectHeader& header) {
   }
   for (size_t i = 1; i < links.size(); ++i)
     if (links[i].name == links[i - 1].name && !by_order)
-      throw FormatError("group has two links named '" + links[i].name + "'", header.address);
-  return links;
+      throw FormatError("group has two links named '" + std::string(links[i].name) + "'", header.address);
 }
 
 }  // namespace weightio::hdf5

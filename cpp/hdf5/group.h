@@ -12,7 +12,8 @@ namespace weightio::hdf5 {
 // True when the header describes a group (new- or old-style).
 bool is_group(const ObjectHeader& header);
 
-// The links of a group: by creation order when the group tracks it, else by name.
-std::vector<Link> read_links(const Context& ctx, const ObjectHeader& header);
+// The links of a group, into `links` (cleared first): by creation order when the group
+// tracks it, else by name.
+void read_links(const Context& ctx, const ObjectHeader& header, std::vector<Link>& links);
 
 }  // namespace weightio::hdf5

@@ -15,10 +15,10 @@ LocalHeap::LocalHeap(const Context& ctx, uint64_t address) {
   data_offset_ = ctx.absolute(data_address, "local heap data segment");
 }
 
-std::string LocalHeap::string_at(uint64_t offset) const {
+std::string_view LocalHeap::view_at(uint64_t offset) const {
   if (offset >= data_.size()) throw FormatError("local heap offset out of range", data_offset_);
   io::Cursor c(data_, data_offset_, static_cast<size_t>(offset));
-  return c.cstring(data_.size());
+  return c.cstring_view(data_.size());
 }
 
 }  // namespace weightio::hdf5

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "hdf5/context.h"
 
@@ -10,8 +11,9 @@ namespace weightio::hdf5 {
 class LocalHeap {
  public:
   LocalHeap(const Context& ctx, uint64_t address);
-  // The NUL-terminated string at `offset` in the data segment.
-  std::string string_at(uint64_t offset) const;
+  // The NUL-terminated string at `offset` in the data segment (a view into the file).
+  std::string_view view_at(uint64_t offset) const;
+  std::string string_at(uint64_t offset) const { return std::string(view_at(offset)); }
 
  private:
   io::ByteSpan data_;

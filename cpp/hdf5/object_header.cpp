@@ -1,6 +1,5 @@
 #include "hdf5/object_header.h"
 
-#include <deque>
 #include <set>
 #include <utility>
 
@@ -13,13 +12,12 @@ bool is_known_type(uint16_t type) { return type <= kMsgFileSpaceInfo; }
 
 class HeaderReader {
  public:
-  HeaderReader(const Context& ctx, ObjectHeader& out) : ctx_(ctx), out_(out) {}
+  HeaderReader(const Context& ctx, std::vector<RawMessage>& out) : ctx_(ctx), out_(out) {}
 
   void add(RawMessage m) {
-    // Hardening: continuation messages count too (they are not kept in `messages`), else a
-    // block full of them could queue millions of pending continuations.
-    if (out_.messages.size() + pending_.size() >= limits::kMaxHeaderMessages)
-      throw FormatError("object header has too many messages", m.offset);
+    // Hardening: continuation messages count too (they are not kept), else a block full of
+    // them could queue millions of pending continuations.
+    if (++count_ > limits::kMaxHeaderMessages) throw FormatError("object header has too many messages", m.offset);
     if (!is_known_type(m.type) && (m.flags & kMsgFlagFailIfUnknown))
       throw UnsupportedFeatureError("object header message type " + std::to_string(m.type) +
                                     " is marked 'fail if unknown'");
@@ -30,15 +28,16 @@ class HeaderReader {
       pending_.emplace_back(addr, len);
       return;
     }
-    out_.messages.push_back(m);
+    out_.push_back(m);
   }
 
   // Follows continuation blocks until none are left; `parse_block` parses one.
   template <class F>
   void drain(F parse_block) {
-    while (!pending_.empty()) {
-      auto [addr, len] = pending_.front();
-      pending_.pop_front();  // hardening: a deque, erasing the front of a vector was quadratic
+    // Hardening: a queue read from the front by index (erasing the front of a vector was
+    // quadratic); a vector rather than a deque, which allocates even when left empty.
+    for (size_t next = 0; next < pending_.size(); ++next) {
+      auto [addr, len] = pending_[next];
       if (!seen_.insert(addr).second) throw FormatError("object header continuation cycle", ctx_.absolute(addr, "continuation"));
       if (seen_.size() > limits::kMaxContinuationBlocks) throw FormatError("object header has too many continuation blocks");
       parse_block(ctx_.block(addr, len, "object header continuation block"));
@@ -47,8 +46,9 @@ class HeaderReader {
 
  private:
   const Context& ctx_;
-  ObjectHeader& out_;
-  std::deque<std::pair<uint64_t, uint64_t>> pending_;
+  std::vector<RawMessage>& out_;
+  size_t count_ = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> pending_;
   std::set<uint64_t> seen_;
 };
 
@@ -62,7 +62,7 @@ void parse_v1_messages(io::Cursor c, HeaderReader& reader, size_t& remaining_cou
     uint64_t offset = c.file_offset();
     io::ByteSpan data = c.take_span(size);
     --remaining_count;
-    reader.add(RawMessage{type, flags, data, offset});
+    reader.add(RawMessage{data, offset, type, 0, flags});
   }
 }
 
@@ -78,15 +78,14 @@ void parse_v2_messages(io::Cursor c, size_t end, bool has_order, HeaderReader& r
     if (c.pos() + size > end) c.fail("object header message runs past its block");
     uint64_t offset = c.file_offset();
     io::ByteSpan data = c.take_span(size);
-    reader.add(RawMessage{type, flags, data, offset, order});
+    reader.add(RawMessage{data, offset, type, order, flags});
   }
 }
 
-void read_v1(const Context& ctx, uint64_t address, ObjectHeader& out) {
+void read_v1(const Context& ctx, uint64_t address, std::vector<RawMessage>& out) {
   io::Cursor c = ctx.at(address, "object header");
   c.skip(2);  // version, reserved
   size_t count = c.u16();
-  out.messages.reserve(count < 32 ? count : 32);  // one allocation for typical headers
   c.skip(4);  // reference count
   uint64_t size = c.u32();
   c.skip(4);  // pads the 12-byte prefix to 16
@@ -95,7 +94,7 @@ void read_v1(const Context& ctx, uint64_t address, ObjectHeader& out) {
   reader.drain([&](io::Cursor block) { parse_v1_messages(block, reader, count); });
 }
 
-void read_v2(const Context& ctx, uint64_t address, ObjectHeader& out) {
+void read_v2(const Context& ctx, uint64_t address, ObjectHeader& out, std::vector<RawMessage>& messages) {
   io::Cursor c = ctx.at(address, "object header");
   size_t start = c.pos();
   c.expect_signature("OHDR", "object header");
@@ -113,8 +112,7 @@ void read_v2(const Context& ctx, uint64_t address, ObjectHeader& out) {
   c.need(chunk0);
   if (c.remaining() - chunk0 < 4) c.fail("object header chunk runs past the end of the file");
   size_t end = c.pos() + static_cast<size_t>(chunk0);
-  out.messages.reserve(8);  // one allocation for typical headers
-  HeaderReader reader(ctx, out);
+  HeaderReader reader(ctx, messages);
   parse_v2_messages(c, end, has_order, reader);
   c.seek(end);
   verify_checksum_at(c, start, "object header");
@@ -130,19 +128,21 @@ void read_v2(const Context& ctx, uint64_t address, ObjectHeader& out) {
 
 }  // namespace
 
-ObjectHeader read_object_header(const Context& ctx, uint64_t address) {
+ObjectHeader read_object_header(const Context& ctx, uint64_t address, std::vector<RawMessage>& storage) {
   ObjectHeader out;
   out.address = address;
+  storage.clear();
   io::Cursor c = ctx.at(address, "object header");
   c.need(4);
   if (c.span()[c.pos()] == 1) {
     out.version = 1;
-    read_v1(ctx, address, out);
+    read_v1(ctx, address, storage);
   } else if (c.signature("OHDR")) {
-    read_v2(ctx, address, out);
+    read_v2(ctx, address, out, storage);
   } else {
     throw FormatError("not an object header", c.file_offset() - 4);
   }
+  out.messages = io::Span<const RawMessage>(storage.data(), storage.size());
   return out;
 }
 

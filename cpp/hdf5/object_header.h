@@ -41,20 +41,23 @@ constexpr uint8_t kMsgFlagShared = 0x02;
 constexpr uint8_t kMsgFlagFailIfUnknownWrite = 0x08;
 constexpr uint8_t kMsgFlagFailIfUnknown = 0x80;
 
+// (Fields ordered to pack into 32 bytes: a File caches every message of every header.)
 struct RawMessage {
-  uint16_t type = 0;
-  uint8_t flags = 0;
   io::ByteSpan data;
   uint64_t offset = 0;  // absolute file offset of the message data (for errors)
+  uint16_t type = 0;
   uint16_t creation_order = 0;  // v2 headers that track attribute creation order
+  uint8_t flags = 0;
 };
 
+// Trivially copyable: the message list is a view of storage the parser's caller owns (a
+// File keeps it in its arena for the life of the file).
 struct ObjectHeader {
   uint64_t address = 0;
   unsigned version = 0;
   bool attr_creation_order_tracked = false;
   bool attr_creation_order_indexed = false;
-  std::vector<RawMessage> messages;
+  io::Span<const RawMessage> messages;  // continuations left out (and NIL messages, in a File's cache)
 
   const RawMessage* find(uint16_t type) const {
     for (const auto& m : messages)
@@ -63,6 +66,8 @@ struct ObjectHeader {
   }
 };
 
-ObjectHeader read_object_header(const Context& ctx, uint64_t address);
+// Parses the header at `address`. Its messages are stored in `storage` (cleared first; a
+// caller parsing many headers reuses one) and stay valid until `storage` changes.
+ObjectHeader read_object_header(const Context& ctx, uint64_t address, std::vector<RawMessage>& storage);
 
 }  // namespace weightio::hdf5

@@ -4,9 +4,19 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 #include "io/errors.h"
 #include "io/span.h"
+
+// Failure paths: kept out of line so that the checks in front of them inline.
+#if defined(__GNUC__)
+#define WEIGHTIO_COLD __attribute__((noinline, cold))
+#elif defined(_MSC_VER)
+#define WEIGHTIO_COLD __declspec(noinline)
+#else
+#define WEIGHTIO_COLD
+#endif
 
 namespace weightio::io {
 
@@ -32,7 +42,7 @@ class Cursor {
     pos_ += static_cast<size_t>(n);
   }
   void need(uint64_t n) const {
-    if (n > remaining()) fail("truncated: need " + std::to_string(n) + " bytes, have " + std::to_string(remaining()));
+    if (n > remaining()) fail_truncated(n);
   }
   const uint8_t* take(uint64_t n) {
     need(n);
@@ -49,7 +59,7 @@ class Cursor {
 
   // An unsigned little-endian integer of 1..8 bytes.
   uint64_t uint_le(unsigned n) {
-    if (n == 0 || n > 8) fail("bad integer size " + std::to_string(n));
+    if (n == 0 || n > 8) fail_integer_size(n);
     const uint8_t* p = take(n);
     uint64_t v = 0;
     for (unsigned i = 0; i < n; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
@@ -69,20 +79,31 @@ class Cursor {
     uint64_t at = file_offset();
     if (!signature(sig)) throw FormatError(std::string("bad ") + what + " signature (expected '" + sig + "')", at);
   }
-  // Reads a NUL-terminated string of at most `max` bytes.
-  std::string cstring(size_t max) {
+  // Reads a NUL-terminated string of at most `max` bytes (a view into the span).
+  std::string_view cstring_view(size_t max) {
     size_t n = 0;
     while (true) {
       if (n >= remaining()) fail("unterminated string");
       if (span_.data()[pos_ + n] == 0) break;
       if (++n > max) fail("string too long");
     }
-    std::string s(reinterpret_cast<const char*>(span_.data() + pos_), n);
+    std::string_view s(reinterpret_cast<const char*>(span_.data() + pos_), n);
     pos_ += n + 1;
     return s;
   }
+  std::string cstring(size_t max) { return std::string(cstring_view(max)); }
 
   [[noreturn]] void fail(const std::string& what) const { throw FormatError(what, file_offset()); }
+
+ private:
+  [[noreturn]] WEIGHTIO_COLD void fail_truncated(uint64_t n) const {
+    fail("truncated: need " + std::to_string(n) + " bytes, have " + std::to_string(remaining()));
+  }
+  [[noreturn]] WEIGHTIO_COLD void fail_integer_size(unsigned n) const {
+    fail("bad integer size " + std::to_string(n));
+  }
+
+ public:
 
  private:
   ByteSpan span_;

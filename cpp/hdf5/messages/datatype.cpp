@@ -38,7 +38,8 @@ DataType read_committed(const Context& ctx, io::Cursor c, int depth) {
     c.fail("unsupported shared message version " + std::to_string(version));
   }
   if (depth > kMaxTypeNesting) c.fail("committed datatype chain too deep");
-  ObjectHeader header = read_object_header(ctx, address);
+  std::vector<RawMessage> storage;
+  ObjectHeader header = read_object_header(ctx, address, storage);
   const RawMessage* m = header.find(kMsgDatatype);
   if (!m) throw FormatError("committed datatype object has no datatype message", ctx.absolute(address, "datatype"));
   return parse_datatype(ctx, io::Cursor(m->data, m->offset), m->flags & kMsgFlagShared, depth + 1);

@@ -20,7 +20,7 @@ Link parse_link(const Context& ctx, io::Cursor c) {
   uint64_t name_len = c.uint_le(1u << (flags & 0x03));
   if (name_len == 0) c.fail("link with an empty name");
   const uint8_t* n = c.take(name_len);
-  l.name.assign(reinterpret_cast<const char*>(n), static_cast<size_t>(name_len));
+  l.name = std::string_view(reinterpret_cast<const char*>(n), static_cast<size_t>(name_len));
   switch (l.type) {
     case Link::Type::kHard:
       l.address = ctx.read_offset(c);
@@ -28,15 +28,15 @@ Link parse_link(const Context& ctx, io::Cursor c) {
     case Link::Type::kSoft: {
       uint16_t len = c.u16();
       const uint8_t* p = c.take(len);
-      l.target.assign(reinterpret_cast<const char*>(p), len);
+      l.target = std::string_view(reinterpret_cast<const char*>(p), len);
       break;
     }
     case Link::Type::kExternal: {
       uint16_t len = c.u16();
       io::Cursor info(c.take_span(len), c.file_offset());
       info.skip(1);  // version and flags
-      l.external_file = info.cstring(len);
-      l.target = info.cstring(len);
+      l.external_file = info.cstring_view(len);
+      l.target = info.cstring_view(len);
       break;
     }
   }

@@ -2,18 +2,21 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "hdf5/context.h"
 
 namespace weightio::hdf5 {
 
+// The strings are views into the file's bytes (link messages, heaps): valid while its
+// mapping is, which a File keeps as long as it lives.
 struct Link {
   enum class Type { kHard = 0, kSoft = 1, kExternal = 64 };
-  std::string name;
+  std::string_view name;
   Type type = Type::kHard;
   uint64_t address = io::kUndefinedAddress;  // hard
-  std::string target;                        // soft: path; external: object path
-  std::string external_file;                 // external
+  std::string_view target;                   // soft: path; external: object path
+  std::string_view external_file;            // external
   bool has_creation_order = false;
   uint64_t creation_order = 0;
 };
