@@ -18,11 +18,12 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..file import _gc_paused
 from .formats import Format, has_h5_weights_member, open_sources, sniff
+from .progress import meter as progress_meter
 
 __all__ = [
     "Format",
@@ -43,13 +44,37 @@ _NATIVE = (Format.LEGACY_H5, Format.WEIGHTS_H5, Format.KERAS_ZIP, Format.SHARDED
 
 @dataclass
 class LoadReport:
-    """What a load did (returned by ``weightio.keras.load_weights``)."""
+    """What a load did (returned by ``weightio.keras.load_weights``).
+
+    ``loaded``: (variable path, file entry) for every assignment, in order; an entry is the
+    dataset's path in the file (``"shard.weights.h5:/path"`` for sharded files; entries
+    joined by ``" + "`` for a value ``convert_legacy`` built from several).
+    ``skipped``: (variable path or layer/object name, reason) for what the model has and
+    did not get: ``skip_mismatch`` skips, by-name layers missing from the file,
+    ``objects_to_skip``, anything else not loaded.
+    ``unused``: the file's datasets never assigned (layers the model lacks, extra ``vars``,
+    optimizer state not loaded, ...).
+    The lists are computed when first read. All three are empty when ``by_keras``.
+    """
 
     path: str
     format: Format
     variables_assigned: int
     seconds: float
     by_keras: bool = False  # handed to Keras's own loader (a file weightio does not read)
+    details: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def loaded(self) -> list[tuple[str, str]]:
+        return list(self.details.loaded) if self.details is not None else []
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        return list(self.details.skipped) if self.details is not None else []
+
+    @property
+    def unused(self) -> list[str]:
+        return list(self.details.unused) if self.details is not None else []
 
 
 class NotHandled(Exception):
@@ -67,6 +92,8 @@ def load_weights(
     by_name: bool | None = None,
     *,
     threads: int | None = None,
+    convert_legacy: bool = False,
+    progress: Any = None,
     **kwargs: Any,
 ) -> LoadReport:
     """Loads weights into ``model`` like ``model.load_weights(filepath, ...)``.
@@ -75,11 +102,19 @@ def load_weights(
     ``objects_to_skip`` for ``.weights.h5``); the format is chosen by content. ``threads``
     caps the parallel read. All-or-nothing: on any error the model is unchanged. What
     weightio does not load natively is handed to Keras's own loader (``report.by_keras``).
+
+    ``convert_legacy=True``: for Keras 3 models and legacy HDF5 files, convert old layouts
+    (Keras 1 files, Theano kernels, per-gate and CuDNN RNN weights) as tf-keras does before
+    loading (``weightio.keras.convert``); False is Keras 3's behaviour. tf-keras models are
+    always converted by tf-keras itself, whatever the value.
+    ``progress``: True shows a progress bar on stderr while reading (on a terminal, for big
+    reads); a callable is called as ``progress(done_bytes, total_bytes)``.
     """
     start = time.perf_counter()
     path = os.fspath(filepath)
+    options = _Options(threads, bool(convert_legacy), progress_meter(progress, path))
     try:
-        return _load_natively(model, path, skip_mismatch, by_name, threads, start, **kwargs)
+        return _load_natively(model, path, skip_mismatch, by_name, options, start, **kwargs)
     except NotHandled as why:
         log.debug("weightio: handing %s to Keras (%s)", path, why)
         original = _original_loader(model)
@@ -89,13 +124,23 @@ def load_weights(
         return LoadReport(path, sniff(path), 0, time.perf_counter() - start, by_keras=True)
 
 
+@dataclass
+class _Options:
+    """weightio's own arguments of ``load_weights``."""
+
+    threads: int | None
+    convert_legacy: bool
+    meter: Any  # progress.Meter or None
+
+
 def _load_natively(
-    model: Any, path: str, skip_mismatch: bool, by_name: bool | None, threads: int | None, start: float, **kwargs: Any
+    model: Any, path: str, skip_mismatch: bool, by_name: bool | None, options: _Options, start: float, **kwargs: Any
 ) -> LoadReport:
     from . import tf_keras
 
+    threads = options.threads
     if tf_keras.is_tf_keras_model(model):
-        return _load_tf_keras(model, path, skip_mismatch, bool(by_name), threads, start, **kwargs)
+        return _load_tf_keras(model, path, skip_mismatch, bool(by_name), options, start, **kwargs)
     objects_to_skip = kwargs.pop("objects_to_skip", None)
     if kwargs:
         raise ValueError(f"Invalid keyword arguments: {kwargs}")
@@ -125,21 +170,24 @@ def _load_natively(
             from . import legacy
 
             (file,) = sources.files.values()
-            assigned = legacy.load(model, file, bool(by_name), skip_mismatch, threads)
+            assigned, details = legacy.load(
+                model, file, bool(by_name), skip_mismatch, threads, options.convert_legacy, options.meter
+            )
         else:
             from . import v3
 
-            assigned = v3.load(model, sources, skip_mismatch, objects_to_skip, threads)
-    report = LoadReport(path, fmt, assigned, time.perf_counter() - start)
+            assigned, details = v3.load(model, sources, skip_mismatch, objects_to_skip, threads, options.meter)
+    report = LoadReport(path, fmt, assigned, time.perf_counter() - start, details=details)
     log.debug("weightio: loaded %d variables from %s (%s) in %.3f s", assigned, path, fmt.value, report.seconds)
     return report
 
 
 def _load_tf_keras(
-    model: Any, path: str, skip_mismatch: bool, by_name: bool, threads: int | None, start: float, **kwargs: Any
+    model: Any, path: str, skip_mismatch: bool, by_name: bool, options: _Options, start: float, **kwargs: Any
 ) -> LoadReport:
     """tf-keras models: legacy HDF5 natively; .keras/.weights.h5 (tf-keras's v3 format) and
-    TensorFlow checkpoints go to tf-keras."""
+    TensorFlow checkpoints go to tf-keras. (tf-keras converts old layouts itself, so
+    ``convert_legacy`` changes nothing here.)"""
     from . import tf_keras
 
     kwargs.pop("options", None)  # only meaningful for TensorFlow checkpoints
@@ -150,8 +198,8 @@ def _load_tf_keras(
         raise NotHandled(f"{path}: tf-keras {fmt.value} files are loaded by tf-keras itself")
     with open_sources(path, fmt) as sources, _gc_paused():
         (file,) = sources.files.values()
-        assigned = tf_keras.load(model, file, bool(by_name), skip_mismatch, threads)
-    return LoadReport(path, fmt, assigned, time.perf_counter() - start)
+        assigned, details = tf_keras.load(model, file, bool(by_name), skip_mismatch, options.threads, options.meter)
+    return LoadReport(path, fmt, assigned, time.perf_counter() - start, details=details)
 
 
 def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, safe_mode: bool = True) -> Any:

@@ -1,0 +1,77 @@
+"""``load_weights(..., progress=...)``: reading progress, in bytes.
+
+``progress=True`` shows the CLI's bar on stderr (``weightio.tools.progress``: only on a
+terminal, for reads big enough to be worth one, with rich or tqdm when installed); a callable
+is called as ``progress(done_bytes, total_bytes)`` once before reading (done 0) and after each
+batch, ``done_bytes`` growing to ``total_bytes``. The native bulk read has no progress hook, so with progress on
+the datasets are read in a few large batches (``BATCHES``, split by bytes) instead of one
+call; each batch is still parallel.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+BATCHES = 8
+
+
+class Meter:
+    """Counts bytes read and tells the caller (a callable, or a bar)."""
+
+    def __init__(self, progress: bool | Callable[[int, int], Any], label: str) -> None:
+        self._progress = progress
+        self._label = label
+        self._bar: Any = None
+        self.done = 0
+        self.total = 0
+
+    def start(self, total: int) -> None:
+        self.done = 0
+        self.total = total
+        if self._progress is True:
+            from ..tools.progress import progress
+
+            self._bar = progress(total, self._label)
+            self._bar.__enter__()
+        elif callable(self._progress):
+            self._progress(0, total)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+        elif callable(self._progress):
+            self._progress(self.done, self.total)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            bar, self._bar = self._bar, None
+            bar.__exit__(None, None, None)
+
+
+def meter(progress: Any, path: str) -> Meter | None:
+    """The meter for ``load_weights``'s ``progress`` argument (None: no progress)."""
+    if progress is None or progress is False:
+        return None
+    if progress is not True and not callable(progress):
+        raise TypeError(f"progress must be None, a bool or a callable(done_bytes, total_bytes), got {progress!r}")
+    return Meter(progress, f"loading {os.path.basename(path)}")
+
+
+def batches(sizes: list[int], n: int = BATCHES) -> list[list[int]]:
+    """Indices of ``sizes`` in order, cut into about ``n`` runs of similar total size."""
+    total = sum(sizes)
+    out: list[list[int]] = []
+    current: list[int] = []
+    filled = 0
+    for i, size in enumerate(sizes):
+        current.append(i)
+        filled += size
+        if filled * n >= total * (len(out) + 1) and len(out) < n - 1:
+            out.append(current)
+            current = []
+    if current or not out:
+        out.append(current)
+    return out
