@@ -52,8 +52,8 @@ class LoadReport:
     ``skipped``: (variable path or layer/object name, reason) for what the model has and
     did not get: ``skip_mismatch`` skips, by-name layers missing from the file,
     ``objects_to_skip``, anything else not loaded.
-    ``unused``: the file's datasets never assigned (layers the model lacks, extra ``vars``,
-    optimizer state not loaded, ...).
+    ``unused``: the file's datasets never assigned, sorted (layers the model lacks, extra
+    ``vars``, optimizer state not loaded, ...).
     The lists are computed when first read. All three are empty when ``by_keras``.
     """
 

@@ -71,7 +71,7 @@ class Details:
     @functools.cached_property
     def unused(self) -> list[str]:
         used = {s for _, sources in self._pairs for s in sources}
-        return [entry for entry in self._entries if entry not in used]
+        return sorted(entry for entry in self._entries if entry not in used)
 
     @functools.cached_property
     def skipped(self) -> list[tuple[str, str]]:
