@@ -242,7 +242,7 @@ def _read_metered(values: list[LazyArray], dtypes: list[Any], by_source: dict[in
     meter.start(sum(sizes.values()))
     try:
         for indices in by_source.values():
-            for batch in batches([sizes[i] for i in indices]):
+            for batch in batches([sizes[i] for i in indices], meter.batches):
                 chosen = [indices[k] for k in batch]
                 if chosen:
                     _read_into(values, dtypes, chosen)

@@ -5,7 +5,8 @@ terminal, for reads big enough to be worth one, with rich or tqdm when installed
 is called as ``progress(done_bytes, total_bytes)`` once before reading (done 0) and after each
 batch, ``done_bytes`` growing to ``total_bytes``. The native bulk read has no progress hook, so with progress on
 the datasets are read in a few large batches (``BATCHES``, split by bytes) instead of one
-call; each batch is still parallel.
+call; each batch is still parallel. When ``progress=True`` has no bar to show (no terminal,
+a small read), the read stays one call.
 """
 
 from __future__ import annotations
@@ -26,15 +27,18 @@ class Meter:
         self._bar: Any = None
         self.done = 0
         self.total = 0
+        self.batches = BATCHES  # how many reads to split the bulk read into
 
     def start(self, total: int) -> None:
         self.done = 0
         self.total = total
         if self._progress is True:
-            from ..tools.progress import progress
+            from ..tools.progress import Progress, progress
 
             self._bar = progress(total, self._label)
             self._bar.__enter__()
+            # No terminal, or too little to read for a bar: nothing to show, read in one call.
+            self.batches = BATCHES if type(self._bar) is not Progress else 1
         elif callable(self._progress):
             self._progress(0, total)
 
