@@ -241,6 +241,9 @@ def _read_metered(values: list[LazyArray], dtypes: list[Any], by_source: dict[in
     sizes = {i: nbytes(i) for indices in by_source.values() for i in indices}
     meter.start(sum(sizes.values()))
     try:
+        # One native call per batch, from this thread: the arrays are allocated here, where
+        # the allocator reuses the pages the previous load freed (worker threads would get
+        # fresh arenas and pay a page fault per 4 KiB). Each call is parallel itself.
         for indices in by_source.values():
             for batch in batches([sizes[i] for i in indices], meter.batches):
                 chosen = [indices[k] for k in batch]
