@@ -190,7 +190,7 @@ def test_progress_callable(files, fmt: str) -> None:
         assert total > 0 and calls[0] == (0, total) and calls[-1] == (total, total)
         assert all(t == total for _, t in calls)
         done = [d for d, _ in calls]
-        assert done == sorted(done) and len(calls) >= 3
+        assert done == sorted(done) and len(calls) >= 2
         assert state(model) == expected
 
 
@@ -221,6 +221,24 @@ def test_progress_true_on_a_terminal(files, monkeypatch) -> None:
     wk.load_weights(models.build("sequential_dense", seed=1), path, progress=True)
     ((total, label),) = seen
     assert label == f"loading {path.name}" and sum(updates) == total > 0
+
+
+def test_progress_batches_are_balanced() -> None:
+    """Batches: every index once, each batch largest first, never smaller than threads x
+    the largest dataset (a batch lasts as long as its largest dataset)."""
+    from weightio.keras.progress import batches
+
+    rng = np.random.default_rng(0)
+    sizes = [int(s) for s in rng.integers(1, 1000, 300)] + [5000, 4000]
+    for threads in (1, 2, 4):
+        cut = batches(sizes, 8, threads)
+        assert sorted(i for b in cut for i in b) == list(range(len(sizes)))
+        assert all([sizes[i] for i in b] == sorted((sizes[i] for i in b), reverse=True) for b in cut)
+        assert len(cut) == min(8, sum(sizes) // (threads * 5000))
+        loads = [sum(sizes[i] for i in b) for b in cut]
+        assert max(loads) - min(loads) <= 5000
+    assert batches([], 8, 2) == []
+    assert batches([0, 0], 8, 2) == [[0, 1]]  # empty datasets: one batch
 
 
 def test_progress_argument_checked(files) -> None:

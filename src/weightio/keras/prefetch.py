@@ -13,6 +13,7 @@ copy from the page cache to the destination.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -245,7 +246,8 @@ def _read_metered(values: list[LazyArray], dtypes: list[Any], by_source: dict[in
         # the allocator reuses the pages the previous load freed (worker threads would get
         # fresh arenas and pay a page fault per 4 KiB). Each call is parallel itself.
         for indices in by_source.values():
-            for batch in batches([sizes[i] for i in indices], meter.batches):
+            threads = values[indices[0]].source.threads or os.cpu_count() or 1
+            for batch in batches([sizes[i] for i in indices], meter.batches, threads):
                 chosen = [indices[k] for k in batch]
                 if chosen:
                     _read_into(values, dtypes, chosen)

@@ -4,8 +4,8 @@
 terminal, for reads big enough to be worth one, with rich or tqdm when installed); a callable
 is called as ``progress(done_bytes, total_bytes)`` once before reading (done 0) and after each
 batch, ``done_bytes`` growing to ``total_bytes``. The native bulk read has no progress hook, so with progress on
-the datasets are read in a few large batches (``BATCHES``, split by bytes) instead of one
-call; each batch is still parallel. When ``progress=True`` has no bar to show (no terminal,
+the datasets are read in a few large batches (at most ``BATCHES``, balanced by bytes, see
+``batches``) instead of one call; each batch is still parallel. When ``progress=True`` has no bar to show (no terminal,
 a small read), the read stays one call.
 """
 
@@ -64,18 +64,24 @@ def meter(progress: Any, path: str) -> Meter | None:
     return Meter(progress, f"loading {os.path.basename(path)}")
 
 
-def batches(sizes: list[int], n: int = BATCHES) -> list[list[int]]:
-    """Indices of ``sizes`` in order, cut into about ``n`` runs of similar total size."""
-    total = sum(sizes)
-    out: list[list[int]] = []
-    current: list[int] = []
-    filled = 0
-    for i, size in enumerate(sizes):
-        current.append(i)
-        filled += size
-        if filled * n >= total * (len(out) + 1) and len(out) < n - 1:
-            out.append(current)
-            current = []
-    if current or not out:
-        out.append(current)
-    return out
+def batches(sizes: list[int], n: int = BATCHES, threads: int = 1) -> list[list[int]]:
+    """Indices of ``sizes`` cut into at most ``n`` batches of similar total size, each
+    largest first, for ``threads`` threads per batch.
+
+    A batch is one parallel native call whose threads take datasets in order: it ends
+    when its largest dataset does, so there are no more batches than keep each one at
+    least ``threads`` times the largest dataset, datasets are spread largest first over
+    the batches (LPT), and each batch lists its largest first (its threads then finish
+    together). Progress is only as fine as that allows."""
+    if not sizes:
+        return []
+    largest = max(sizes)
+    if largest:
+        n = max(1, min(n, sum(sizes) // (max(1, threads) * largest)))
+    loads = [0] * n
+    out: list[list[int]] = [[] for _ in range(n)]
+    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        k = loads.index(min(loads))
+        out[k].append(i)
+        loads[k] += sizes[i]
+    return [batch for batch in out if batch]
