@@ -258,7 +258,9 @@ def test_report(files, fmt: str) -> None:
     model = build("mlp", seed=1)
     report = wk.load_weights(model, files("mlp", fmt))
     assert not report.by_keras
-    assert report.variables_assigned == len(model.weights)
+    assert report.variables_assigned == len(model.weights) == len(report.loaded)
+    assert [path for path, _ in report.loaded] == [v.name for v in model.weights] or fmt != "legacy_h5"
+    assert report.unused == [] and report.skipped == []
 
 
 # -- mismatches: tf-keras's errors and warnings, all-or-nothing ----------------------------

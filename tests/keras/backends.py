@@ -14,6 +14,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
+# The test files that import Keras: run once per backend, each backend in a process of its
+# own (test_backends.py); never collected by the parent process (conftest.py).
+IN_BACKEND_PROCESS = ["test_oracle.py", "test_checkpoint.py", "test_convert_legacy.py", "test_report.py"]
+
 DEFAULT_BACKENDS = "numpy,tensorflow,jax"
 # What each backend imports (Keras's numpy backend imports scipy and jax at start-up).
 BACKEND_MODULES = {

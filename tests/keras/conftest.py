@@ -1,8 +1,9 @@
 """pytest configuration of the weightio.keras tests.
 
 Keras 3 fixes its backend when it is first imported, so the tests that import Keras
-(``test_oracle.py``, ``test_checkpoint.py``) run once per backend, each in its own process started by
-``test_backends.py`` with ``KERAS_BACKEND`` and ``WEIGHTIO_KERAS_BACKEND_RUN=1`` set. A plain
+(``backends.IN_BACKEND_PROCESS``: ``test_oracle.py``, ``test_checkpoint.py``, ``test_convert_legacy.py``,
+``test_report.py``) run once
+per backend, each in its own process started by ``test_backends.py`` with ``KERAS_BACKEND`` and ``WEIGHTIO_KERAS_BACKEND_RUN=1`` set. A plain
 ``python -m pytest`` does not collect them itself (``collect_ignore`` below) and never
 imports Keras in its own process.
 
@@ -17,10 +18,11 @@ import os
 
 import pytest
 
+from backends import IN_BACKEND_PROCESS
+
 BACKEND_RUN = os.environ.get("WEIGHTIO_KERAS_BACKEND_RUN") == "1"
 
-# Files that import Keras: collected only in a per-backend process.
-IN_BACKEND_PROCESS = ["test_oracle.py", "test_checkpoint.py"]
+# Files that import Keras (listed in backends.py): collected only in a per-backend process.
 collect_ignore = [] if BACKEND_RUN else list(IN_BACKEND_PROCESS)
 
 # Warnings that Keras's own code raises under NumPy 2 and that say nothing about weightio:

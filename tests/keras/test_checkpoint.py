@@ -119,7 +119,7 @@ def test_slot_variables_and_optimizer_are_reported_not_restored(ckpts) -> None:
     slots = [k for k in status.optimizer_values if "/.OPTIMIZER_SLOT/" in k]
     assert len(slots) == 2 * 6  # Adam's m and v for the 6 trainable variables
     assert any(k.startswith("optimizer/") for k in status.optimizer_values)
-    assert not any(".OPTIMIZER_SLOT" in k or k.startswith("optimizer/") for k in status.loaded)
+    assert not any(".OPTIMIZER_SLOT" in k or k.startswith("optimizer/") for _, k in status.loaded)
 
 
 def test_a_directory_with_a_checkpoint_file(ckpts) -> None:
@@ -215,8 +215,9 @@ def test_corrupt_checkpoint_raises_weightio_error(ckpts, tmp_path: Path, damage:
 def test_assert_consumed_fails_when_values_were_left(ckpts, caplog) -> None:
     model = fresh("rnn")
     status = wk.load_weights(model, ckpts["rnn"], assignment_map={"layer_with_weights-0": "emb"})
-    assert status.loaded == ["layer_with_weights-0/embeddings/.ATTRIBUTES/VARIABLE_VALUE"]
+    assert status.loaded == [(model.get_layer("emb").embeddings.path, "layer_with_weights-0/embeddings/.ATTRIBUTES/VARIABLE_VALUE")]
     assert len(status.unused) == 13 and len(status.unmatched) == 13
+    assert [path for path, _ in status.skipped] == status.unmatched
     with pytest.raises(AssertionError, match="Unused values in checkpoint|not bound to checkpointed values"):
         status.assert_consumed()
     with pytest.raises(AssertionError, match="13 model variables that were not bound"):

@@ -19,10 +19,12 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..file import _gc_paused
 from .formats import Format, has_h5_weights_member, open_sources, sniff
+from .progress import meter as progress_meter
 from .report import CheckpointLoadStatus, LoadReport
 
 __all__ = [
@@ -58,6 +60,8 @@ def load_weights(
     by_name: bool | None = None,
     *,
     threads: int | None = None,
+    convert_legacy: bool = False,
+    progress: Any = None,
     assignment_map: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> LoadReport:
@@ -67,6 +71,14 @@ def load_weights(
     ``objects_to_skip`` for ``.weights.h5``); the format is chosen by content. ``threads``
     caps the parallel read. All-or-nothing: on any error the model is unchanged. What
     weightio does not load natively is handed to Keras's own loader (``report.by_keras``).
+    The returned ``LoadReport`` lists what was loaded, skipped and left unused.
+
+    ``convert_legacy=True``: for Keras 3 models and legacy HDF5 files, convert old layouts
+    (Keras 1 files, Theano kernels, per-gate and CuDNN RNN weights) as tf-keras does before
+    loading (``weightio.keras.convert``); False is Keras 3's behaviour. tf-keras models are
+    always converted by tf-keras itself, whatever the value.
+    ``progress``: True shows a progress bar on stderr while reading (on a terminal, for big
+    reads); a callable is called as ``progress(done_bytes, total_bytes)``.
 
     TensorFlow checkpoints (``filepath`` a prefix such as ``"ckpt"`` for ``ckpt.index``, or
     a directory holding a ``checkpoint`` file), as tf-keras's ``save_weights("ckpt")``
@@ -90,8 +102,9 @@ def load_weights(
     path = os.fspath(filepath)
     if assignment_map is not None and sniff(path) is not Format.TF_CHECKPOINT:
         raise ValueError(f"assignment_map is only supported for TensorFlow checkpoints; {path} is not one")
+    opts = _Options(threads, bool(convert_legacy), progress_meter(progress, path), assignment_map)
     try:
-        return _load_natively(model, path, skip_mismatch, by_name, threads, start, assignment_map, **kwargs)
+        return _load_natively(model, path, skip_mismatch, by_name, opts, start, **kwargs)
     except NotHandled as why:
         log.debug("weightio: handing %s to Keras (%s)", path, why)
         if assignment_map is not None:
@@ -103,14 +116,23 @@ def load_weights(
         return LoadReport(path, sniff(path), 0, time.perf_counter() - start, by_keras=True, keras_result=result)
 
 
+@dataclass
+class _Options:
+    """weightio's own arguments of ``load_weights``."""
+
+    threads: int | None
+    convert_legacy: bool
+    meter: Any  # progress.Meter or None
+    assignment_map: dict[str, Any] | None
+
+
 def _load_checkpoint(
     model: Any,
     path: str,
     skip_mismatch: bool,
     by_name: bool | None,
-    threads: int | None,
+    opts: _Options,
     start: float,
-    assignment_map: dict[str, Any] | None,
     tf_keras_model: bool,
 ) -> CheckpointLoadStatus:
     from . import checkpoint
@@ -122,8 +144,8 @@ def _load_checkpoint(
             tf_keras_model=tf_keras_model,
             skip_mismatch=skip_mismatch,
             by_name=by_name,
-            assignment_map=assignment_map,
-            threads=threads,
+            assignment_map=opts.assignment_map,
+            threads=opts.threads,
             start=start,
         )
     except checkpoint.NoObjectGraph as why:
@@ -133,19 +155,12 @@ def _load_checkpoint(
 
 
 def _load_natively(
-    model: Any,
-    path: str,
-    skip_mismatch: bool,
-    by_name: bool | None,
-    threads: int | None,
-    start: float,
-    assignment_map: dict[str, Any] | None,
-    **kwargs: Any,
+    model: Any, path: str, skip_mismatch: bool, by_name: bool | None, opts: _Options, start: float, **kwargs: Any
 ) -> LoadReport:
     from . import tf_keras
 
     if tf_keras.is_tf_keras_model(model):
-        return _load_tf_keras(model, path, skip_mismatch, bool(by_name), threads, start, assignment_map, **kwargs)
+        return _load_tf_keras(model, path, skip_mismatch, bool(by_name), opts, start, **kwargs)
     objects_to_skip = kwargs.pop("objects_to_skip", None)
     fmt = sniff(path)
     if fmt is Format.TF_CHECKPOINT:
@@ -157,7 +172,7 @@ def _load_natively(
     if fmt is Format.TF_CHECKPOINT:
         if objects_to_skip is not None:
             raise ValueError(f"`objects_to_skip` only supports loading '.weights.h5' files.Received: {path}")
-        return _load_checkpoint(model, path, skip_mismatch, by_name, threads, start, assignment_map, False)
+        return _load_checkpoint(model, path, skip_mismatch, by_name, opts, start, False)
     if fmt not in _NATIVE:
         raise NotHandled(f"{path}: {fmt.value} files are not read by weightio")
     # Keras's argument checks, in Keras's order for each kind of file.
@@ -181,29 +196,25 @@ def _load_natively(
             from . import legacy
 
             (file,) = sources.files.values()
-            assigned = legacy.load(model, file, bool(by_name), skip_mismatch, threads)
+            assigned, details = legacy.load(
+                model, file, bool(by_name), skip_mismatch, opts.threads, opts.convert_legacy, opts.meter
+            )
         else:
             from . import v3
 
-            assigned = v3.load(model, sources, skip_mismatch, objects_to_skip, threads)
-    report = LoadReport(path, fmt, assigned, time.perf_counter() - start)
+            assigned, details = v3.load(model, sources, skip_mismatch, objects_to_skip, opts.threads, opts.meter)
+    report = LoadReport(path, fmt, assigned, time.perf_counter() - start, details=details)
     log.debug("weightio: loaded %d variables from %s (%s) in %.3f s", assigned, path, fmt.value, report.seconds)
     return report
 
 
 def _load_tf_keras(
-    model: Any,
-    path: str,
-    skip_mismatch: bool,
-    by_name: bool,
-    threads: int | None,
-    start: float,
-    assignment_map: dict[str, Any] | None,
-    **kwargs: Any,
+    model: Any, path: str, skip_mismatch: bool, by_name: bool, opts: _Options, start: float, **kwargs: Any
 ) -> LoadReport:
     """tf-keras models: legacy HDF5, tf-keras's own ``.weights.h5`` / ``.keras`` and
     TensorFlow checkpoints natively; checkpoints for a model that has not created its
-    variables yet go to tf-keras (TensorFlow defers that restore until it does)."""
+    variables yet go to tf-keras (TensorFlow defers that restore until it does). (tf-keras
+    converts old layouts itself, so ``convert_legacy`` changes nothing here.)"""
     from . import tf_keras
 
     kwargs.pop("options", None)  # only meaningful for TensorFlow checkpoints
@@ -213,7 +224,7 @@ def _load_tf_keras(
     if fmt is Format.TF_CHECKPOINT:
         if not model.built and not (skip_mismatch or by_name):
             raise NotHandled(f"{path}: the model has no variables yet (tf-keras defers this restore)")
-        return _load_checkpoint(model, path, skip_mismatch, by_name, threads, start, assignment_map, True)
+        return _load_checkpoint(model, path, skip_mismatch, by_name, opts, start, True)
     if fmt is Format.KERAS_ZIP and not has_h5_weights_member(path):
         raise NotHandled(f"{path}: the archive holds no model.weights.h5")
     if fmt not in (Format.LEGACY_H5, Format.WEIGHTS_H5, Format.KERAS_ZIP):
@@ -221,10 +232,10 @@ def _load_tf_keras(
     with open_sources(path, fmt) as sources, _gc_paused():
         if fmt is Format.LEGACY_H5:
             (file,) = sources.files.values()
-            assigned = tf_keras.load(model, file, bool(by_name), skip_mismatch, threads)
+            assigned, details = tf_keras.load(model, file, bool(by_name), skip_mismatch, opts.threads, opts.meter)
         else:  # tf-keras ignores by_name for these files
-            assigned = tf_keras.load_v3(model, sources, skip_mismatch, threads)
-    return LoadReport(path, fmt, assigned, time.perf_counter() - start)
+            assigned, details = tf_keras.load_v3(model, sources, skip_mismatch, opts.threads, opts.meter)
+    return LoadReport(path, fmt, assigned, time.perf_counter() - start, details=details)
 
 
 def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, safe_mode: bool = True) -> Any:

@@ -26,18 +26,19 @@ class Recorder:
     def __init__(self) -> None:
         self.pairs: list[tuple[Any, Any]] = []
 
-    def apply(self, model: Any) -> int:
+    def apply(self, model: Any, meter: Any = None) -> int:
         """Performs the recorded assignments; returns how many variables were assigned.
 
         Values still unread (``LazyArray``) are read now, all at once and before anything is
         assigned (so a corrupt chunk changes nothing), into new arrays of each variable's
-        dtype, which the variables then adopt without another copy where the backend allows."""
+        dtype, which the variables then adopt without another copy where the backend allows.
+        ``meter`` (a ``progress.Meter``): read in a few batches, telling it after each."""
         from .prefetch import LazyArray, read_lazy
 
         pairs = self.pairs
         pending = [i for i, (_, value) in enumerate(pairs) if isinstance(value, LazyArray) and value._array is None]
         # One parallel read, each value converted to its variable's dtype while reading.
-        read_lazy([pairs[i][1] for i in pending], [_numpy_dtype(pairs[i][0]) for i in pending])
+        read_lazy([pairs[i][1] for i in pending], [_numpy_dtype(pairs[i][0]) for i in pending], meter)
         assign = _assigner()
         for variable, value in pairs:
             assign(variable, value.materialize() if isinstance(value, LazyArray) else value)

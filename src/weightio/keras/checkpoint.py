@@ -39,7 +39,7 @@ import numpy as np
 from .. import tf as wtf
 from ..file import _gc_paused
 from .formats import Format
-from .report import CheckpointLoadStatus
+from .report import CheckpointLoadStatus, Listed
 
 # Edges whose objects hold training state, not weights.
 _TRAINING_STATE_EDGES = frozenset({"optimizer", "save_counter"})
@@ -501,14 +501,19 @@ def load(
     training = _training_state_keys(graph)
     loaded = set(keys)
     all_keys = [k for k in reader.keys() if k != wtf.OBJECT_GRAPH_KEY]
+    unmatched = [family.path(v) for v in model.weights if id(v) not in matcher.bound]
+    details = Listed(
+        loaded=[(family.path(v), k) for v, k in zip(variables, keys)],
+        skipped=[(p, "no value in the checkpoint") for p in unmatched],
+        unused=[k for k in all_keys if k not in loaded and k not in training],
+    )
     return CheckpointLoadStatus(
         path=os.fspath(path),
         format=Format.TF_CHECKPOINT,
         variables_assigned=len(pairs),
         seconds=time.perf_counter() - start,
+        details=details,
         prefix=prefix,
-        loaded=keys,
-        unused=[k for k in all_keys if k not in loaded and k not in training],
         optimizer_values=[k for k in all_keys if k in training and k not in loaded],
-        unmatched=[family.path(v) for v in model.weights if id(v) not in matcher.bound],
+        unmatched=unmatched,
     )

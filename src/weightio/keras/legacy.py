@@ -1,5 +1,9 @@
 """Legacy HDF5 weights (Keras 2 / tf-keras ``save_weights("x.h5")`` and full-model ``.h5``)
-into Keras 3 models, through Keras's own ``legacy_h5_format`` loaders over weightio."""
+into Keras 3 models, through Keras's own ``legacy_h5_format`` loaders over weightio.
+
+With ``convert_legacy=True`` each file layer's values first go through ``convert`` (tf-keras's
+conversions of old layouts, which Keras 3 lacks), for the model layer Keras will pair them
+with, before Keras's own count and shape checks see them."""
 
 from __future__ import annotations
 
@@ -8,34 +12,138 @@ from typing import Any
 from keras.src.legacy.saving import legacy_h5_format
 
 from ..file import File
+from . import convert, report
 from .assign import patched, recording
 from .prefetch import Deferred
 from .safe import safe_group
 
 
-def load(model: Any, file: File, by_name: bool, skip_mismatch: bool, threads: int | None) -> int:
+def load(
+    model: Any,
+    file: File,
+    by_name: bool,
+    skip_mismatch: bool,
+    threads: int | None,
+    convert_legacy: bool = False,
+    meter: Any = None,
+) -> tuple[int, report.Details]:
     """Keras 3's topological or by-name legacy loading, all-or-nothing. Returns the number
-    of variables assigned."""
+    of variables assigned and what the load did."""
     group: Any = file
     if "layer_names" not in file.attrs and "model_weights" in file:
         group = safe_group(file, "model_weights")
     # Keras's legacy loaders only look at a weight's shape and assign it: the bytes are read
     # at the end, in bulk, straight to their destination (see prefetch.Deferred).
     deferred = Deferred(file, threads)
+    origins: dict[int, report.Sources] = {}  # converted values: id -> the entries they come from
+    counts: dict[str, int] = {}  # file layer -> how many values it gave (by_name's skips)
+    skipped: list[tuple[Any, str]] = []
+    targets = _Targets(group, model, by_name) if convert_legacy else None
 
     def load_subset(layer_group: Any) -> list[Any]:
         names = legacy_h5_format.load_attributes_from_hdf5_group(layer_group, "weight_names")
-        return [deferred.dataset(layer_group, name) for name in names]
+        values = [deferred.dataset(layer_group, name) for name in names]
+        if targets is not None:
+            values = targets.convert(layer_group, values, deferred.origins, origins)
+        if by_name:
+            counts[layer_group.name] = len(values)
+        return values
 
+    replacements: dict[str, Any] = {
+        "safe_get_h5_group": safe_group,
+        "load_subset_weights_from_hdf5_group": load_subset,
+    }
+    if skip_mismatch:
+        replacements["_set_weights"] = _noting_shape_skips(legacy_h5_format._set_weights, skipped)
     loader = (
         legacy_h5_format.load_weights_from_hdf5_group_by_name
         if by_name
         else legacy_h5_format.load_weights_from_hdf5_group
     )
-    with patched(
-        legacy_h5_format,
-        safe_get_h5_group=safe_group,
-        load_subset_weights_from_hdf5_group=load_subset,
-    ), recording() as recorder:
+    with patched(legacy_h5_format, **replacements), recording() as recorder:
         loader(group, model, skip_mismatch)
-    return recorder.apply(model)
+    assigned = recorder.apply(model, meter)
+    origins.update(deferred.origin_map())
+    if by_name:
+        skipped += _by_name_skips(group, model, counts)
+    details = report.Details(model, report.compact(recorder.pairs, origins), deferred.entries(), skipped)
+    return assigned, details
+
+
+def _noting_shape_skips(set_weights: Any, skipped: list[tuple[Any, str]]) -> Any:
+    """Keras's ``_set_weights``, noting the weights that ``skip_mismatch`` skips."""
+
+    def noting(instance: Any, symbolic_weights: Any, weight_values: Any, name: str, skip_mismatch: bool = False) -> Any:
+        for variable, value in zip(symbolic_weights, weight_values):
+            if tuple(variable.shape) != tuple(value.shape):
+                skipped.append(
+                    (variable, f"shape mismatch: the variable is {tuple(variable.shape)}, the file has {tuple(value.shape)}")
+                )
+        return set_weights(instance, symbolic_weights, weight_values, name=name, skip_mismatch=skip_mismatch)
+
+    return noting
+
+
+def _by_name_skips(group: Any, model: Any, counts: dict[str, int]) -> list[tuple[Any, str]]:
+    """Model layers by_name loading left alone: no file layer of their name, or (with
+    skip_mismatch) a different number of values."""
+    base = group.name.rstrip("/")
+    out: list[tuple[Any, str]] = []
+    for layer in model.layers:
+        weights = legacy_h5_format._legacy_weights(layer)
+        if not weights:
+            continue
+        count = counts.get(f"{base}/{layer.name}")
+        if count is None:
+            out.append((layer, "by_name: no layer of this name in the file"))
+        elif count != len(weights):
+            out.append((layer, f"weight count mismatch: the layer has {len(weights)}, the file {count}"))
+    return out
+
+
+class _Targets:
+    """Which model layer each file layer's values go to, as Keras's loaders pair them, and
+    the conversion of those values for that layer."""
+
+    def __init__(self, group: Any, model: Any, by_name: bool) -> None:
+        self.version = _attr(group, "keras_version", "1")
+        self.backend = _attr(group, "backend", None)
+        self.base = group.name.rstrip("/")
+        self.layers: dict[str, Any] = {}
+        if by_name:
+            for layer in model.layers:  # Keras: every layer of that name gets the values
+                self.layers.setdefault(f"{self.base}/{layer.name}", layer)
+            return
+        names = legacy_h5_format.load_attributes_from_hdf5_group(group, "layer_names")
+        with_values = [
+            name
+            for name in names
+            if legacy_h5_format.load_attributes_from_hdf5_group(safe_group(group, name), "weight_names")
+        ]
+        layers = [layer for layer in model.layers if legacy_h5_format._legacy_weights(layer)]
+        # Unequal counts: Keras raises before asking for any values.
+        self.layers = {f"{self.base}/{name}": layer for name, layer in zip(with_values, layers)}
+
+    def convert(
+        self, layer_group: Any, values: list[Any], read: dict[int, report.Sources], origins: dict[int, report.Sources]
+    ) -> list[Any]:
+        """``values`` converted for the model layer they will go to. ``read``: the entries of
+        values read one by one; ``origins`` receives those of the values made here."""
+        layer = self.layers.get(layer_group.name)
+        if layer is None:  # top_level_model_weights, or by_name without a match
+            return values
+        weights = [convert.Weight(v, report.origin_of(v, read)) for v in values]
+        converted = convert.preprocess_traced(layer, weights, self.version, self.backend)
+        out = []
+        for weight in converted:
+            if all(weight.value is not v for v in values):
+                origins[id(weight.value)] = weight.sources
+            out.append(weight.value)
+        return out
+
+
+def _attr(group: Any, name: str, default: str | None) -> str | None:
+    if name not in group.attrs:
+        return default
+    value = group.attrs[name]
+    return value.decode("utf8") if hasattr(value, "decode") else str(value)

@@ -13,12 +13,14 @@ copy from the page cache to the destination.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
 
 from ..errors import FormatError, UnsupportedFeatureError
 from ..file import Dataset, File, Group, _dtype, _gc_paused
+from .progress import Meter, batches
 from .safe import BOMB_FLOOR_BYTES, MAX_EXPANSION, safe_dataset
 
 
@@ -35,11 +37,24 @@ class Prefetched:
     """Arrays of one file by absolute path; lookups that miss (soft links, second hard
     links, datasets the native reader leaves to h5py) go through Keras's safety rules."""
 
-    def __init__(self, file: File, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        file: File,
+        threads: int | None = None,
+        arrays: dict[str, Any] | None = None,
+        prefix: str = "",
+        all_paths: list[str] | None = None,
+    ) -> None:
         self.file = file
+        self.prefix = prefix  # names the file in LoadReport entries when there are several
+        self.origins: dict[int, tuple[str, ...]] = {}  # values read one by one: id -> entry
+        self._all_paths = all_paths
+        if arrays is not None:  # read already (in batches, see prefetch_all)
+            self.arrays: dict[str, Any] = arrays
+            return
         try:
             with _gc_paused():
-                self.arrays: dict[str, Any] = file._core.load_all(file._addr, threads, BOMB_FLOOR_BYTES, MAX_EXPANSION)
+                self.arrays = file._core.load_all(file._addr, threads, BOMB_FLOOR_BYTES, MAX_EXPANSION)
         except UnsupportedFeatureError:
             self.arrays = {}  # read lazily, through the h5py fallback where needed
         except FormatError as exc:
@@ -53,7 +68,54 @@ class Prefetched:
         array = self.arrays.get(f"{group.name.rstrip('/')}/{name}")
         if array is not None:
             return array
-        return _read_dataset(safe_dataset(group, name))
+        dataset = safe_dataset(group, name)
+        value = _read_dataset(dataset)
+        self.origins[id(value)] = (self.prefix + dataset.name,)
+        return value
+
+    def entries(self) -> list[str]:
+        """Every dataset of the file (for ``LoadReport.unused``)."""
+        paths: Any = self._all_paths
+        if paths is None:  # load_all read every dataset, or nothing
+            paths = self.arrays if self.arrays else _all_datasets(self.file)
+        return [self.prefix + path for path in paths]
+
+    def origin_map(self) -> dict[int, tuple[str, ...]]:
+        """Which entry each handed-out array is (by id), while the arrays are alive."""
+        out = {id(array): (self.prefix + path,) for path, array in self.arrays.items()}
+        out.update(self.origins)
+        return out
+
+
+def _all_datasets(file: File) -> list[str]:
+    return [entry[0] for entry in file._core.datasets(file._addr)]
+
+
+def prefetch_all(
+    files: dict[str, File], threads: int | None, meter: Meter | None, prefixed: bool = False
+) -> dict[str, Prefetched]:
+    """``Prefetched`` for each file. With a progress meter, every file's datasets are read in
+    a few batches (one native call each) so progress can be told between them."""
+    prefixes = {name: (f"{name}:" if prefixed else "") for name in files}
+    if meter is None:
+        return {name: Prefetched(f, threads, prefix=prefixes[name]) for name, f in files.items()}
+    deferred = {name: Deferred(f, threads, prefix=prefixes[name]) for name, f in files.items()}
+    lazies = [lazy for d in deferred.values() for lazy in d.index.values()]
+    try:
+        read_lazy(lazies, [None] * len(lazies), meter)
+    except UnsupportedFeatureError:
+        # As load_all: leave everything to the one-by-one path (and its h5py fallback).
+        return {name: Prefetched(f, threads, arrays={}, prefix=prefixes[name]) for name, f in files.items()}
+    return {
+        name: Prefetched(
+            f,
+            threads,
+            arrays={p: lazy._array for p, lazy in d.index.items()},
+            prefix=prefixes[name],
+            all_paths=d.all_paths,
+        )
+        for (name, f), d in zip(files.items(), deferred.values())
+    }
 
 
 class LazyArray:
@@ -104,11 +166,15 @@ class LazyArray:
 class Deferred:
     """Hands out ``LazyArray``s for the datasets of one file (same lookups as ``Prefetched``)."""
 
-    def __init__(self, file: File, threads: int | None = None) -> None:
+    def __init__(self, file: File, threads: int | None = None, prefix: str = "") -> None:
         self.file = file
         self.threads = threads
+        self.prefix = prefix  # names the file in LoadReport entries when there are several
+        self.origins: dict[int, tuple[str, ...]] = {}  # values read one by one: id -> entry
         self.index: dict[str, LazyArray] = {}
+        self.all_paths: list[str] = []
         for path, address, shape, typestr, stored in file._core.datasets(file._addr):
+            self.all_paths.append(path)
             if not typestr:
                 continue  # read through the safe path (and the h5py fallback)
             dtype = np.dtype(typestr)
@@ -123,24 +189,68 @@ class Deferred:
         lazy = self.index.get(f"{group.name.rstrip('/')}/{name}")
         if lazy is not None:
             return lazy
-        return _read_dataset(safe_dataset(group, name))
+        dataset = safe_dataset(group, name)
+        value = _read_dataset(dataset)
+        self.origins[id(value)] = (self.prefix + dataset.name,)
+        return value
+
+    def entries(self) -> list[str]:
+        """Every dataset of the file (for ``LoadReport.unused``)."""
+        prefix = self.prefix
+        return [prefix + path for path in self.all_paths] if prefix else self.all_paths
+
+    def origin_map(self) -> dict[int, tuple[str, ...]]:
+        """Which entry each array handed out already read is (by id): values read one by
+        one, and lazy arrays that had to be read before the bulk read."""
+        out = {id(lazy._array): (self.prefix + path,) for path, lazy in self.index.items() if lazy._array is not None}
+        out.update(self.origins)
+        return out
 
 
-def read_lazy(values: list[LazyArray], dtypes: list[Any]) -> None:
+def read_lazy(values: list[LazyArray], dtypes: list[Any], meter: Meter | None = None) -> None:
     """Reads many lazy arrays at once, per file, in parallel, into new arrays of
-    ``dtypes[i]`` (None: the stored type). Sets each value's array."""
+    ``dtypes[i]`` (None: the stored type). Sets each value's array. With a progress
+    ``meter``, in a few batches (by bytes), telling the meter after each."""
     by_source: dict[int, list[int]] = {}
     for i, value in enumerate(values):
         by_source.setdefault(id(value.source), []).append(i)
+    if meter is not None:
+        return _read_metered(values, dtypes, by_source, meter)
     for indices in by_source.values():
-        source = values[indices[0]].source
-        core = source.file._core
-        arrays = core.read_many(
-            [values[i].address for i in indices],
-            [values[i].path for i in indices],
-            [dtypes[i] for i in indices],
-            [""] * len(indices),
-            source.threads,
-        )
-        for i, array in zip(indices, arrays):
-            values[i]._array = array
+        _read_into(values, dtypes, indices)
+    return None
+
+
+def _read_into(values: list[LazyArray], dtypes: list[Any], indices: list[int]) -> None:
+    source = values[indices[0]].source
+    arrays = source.file._core.read_many(
+        [values[i].address for i in indices],
+        [values[i].path for i in indices],
+        [dtypes[i] for i in indices],
+        [""] * len(indices),
+        source.threads,
+    )
+    for i, array in zip(indices, arrays):
+        values[i]._array = array
+
+
+def _read_metered(values: list[LazyArray], dtypes: list[Any], by_source: dict[int, list[int]], meter: Meter) -> None:
+    def nbytes(i: int) -> int:
+        itemsize = (values[i].dtype if dtypes[i] is None else np.dtype(dtypes[i])).itemsize
+        return values[i].size * itemsize
+
+    sizes = {i: nbytes(i) for indices in by_source.values() for i in indices}
+    meter.start(sum(sizes.values()))
+    try:
+        # One native call per batch, from this thread: the arrays are allocated here, where
+        # the allocator reuses the pages the previous load freed (worker threads would get
+        # fresh arenas and pay a page fault per 4 KiB). Each call is parallel itself.
+        for indices in by_source.values():
+            threads = values[indices[0]].source.threads or os.cpu_count() or 1
+            for batch in batches([sizes[i] for i in indices], meter.batches, threads):
+                chosen = [indices[k] for k in batch]
+                if chosen:
+                    _read_into(values, dtypes, chosen)
+                    meter.advance(sum(sizes[i] for i in chosen))
+    finally:
+        meter.finish()

@@ -22,17 +22,22 @@ from typing import Any
 import numpy as np
 
 from ..file import File, Group
+from . import report
 from .assign import LOAD_LOCK, assign_tensorflow_pairs, patched
 from .formats import WeightSources
-from .prefetch import Prefetched
+from .prefetch import Prefetched, prefetch_all
 
 
 def is_tf_keras_model(model: Any) -> bool:
     return any(cls.__module__.startswith("tf_keras.") for cls in type(model).__mro__)
 
 
-def load(model: Any, file: File, by_name: bool, skip_mismatch: bool, threads: int | None) -> int:
-    """tf-keras's ``save.load_weights`` for HDF5. Returns the number of variables assigned."""
+def load(
+    model: Any, file: File, by_name: bool, skip_mismatch: bool, threads: int | None, meter: Any = None
+) -> tuple[int, report.Details]:
+    """tf-keras's ``save.load_weights`` for HDF5. Returns the number of variables assigned
+    and what the load did. (tf-keras converts old layouts itself: ``convert_legacy`` does
+    not apply.)"""
     import tensorflow as tf
     from tf_keras.src import backend
     from tf_keras.src.saving.legacy import hdf5_format
@@ -52,45 +57,91 @@ def load(model: Any, file: File, by_name: bool, skip_mismatch: bool, threads: in
     group: Any = file
     if "layer_names" not in file.attrs and "model_weights" in file:
         group = file["model_weights"]
-    prefetched = Prefetched(file, threads)
+    (prefetched,) = prefetch_all({"": file}, threads, meter).values()
+    converted: list[tuple[Any, list[Any]]] = []  # by_name + skip_mismatch: what each layer got
 
     def load_subset(g: Group) -> list[Any]:
         names = hdf5_format.load_attributes_from_hdf5_group(g, "weight_names")
         # tf-keras follows any link here (it has no Keras 3 safety rules).
         return [_lookup(prefetched, g, name) for name in names]
 
+    replacements: dict[str, Any] = {"load_subset_weights_from_hdf5_group": load_subset}
+    if by_name and skip_mismatch:
+        preprocess = hdf5_format.preprocess_weights_for_loading
+
+        depth = [0]  # tf-keras recurses through the module global: note the outer calls only
+
+        def noting(layer: Any, weights: Any, *args: Any, **kwargs: Any) -> Any:
+            depth[0] += 1
+            try:
+                values = preprocess(layer, weights, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+            if depth[0] == 0:
+                converted.append((layer, values))
+            return values
+
+        replacements["preprocess_weights_for_loading"] = noting
     recorded: list[tuple[Any, Any]] = []
     original = backend.batch_set_value
-    with patched(hdf5_format, load_subset_weights_from_hdf5_group=load_subset), patched(
-        backend, batch_set_value=recorded.extend
-    ):
+    with patched(hdf5_format, **replacements), patched(backend, batch_set_value=recorded.extend):
         if by_name:
             hdf5_format.load_weights_from_hdf5_group_by_name(group, model, skip_mismatch)
         else:
             hdf5_format.load_weights_from_hdf5_group(group, model)
-    converted = []
+    converted_values = []
     for variable, value in recorded:
         if tuple(variable.shape) != np.shape(value):
             variable.assign(value)  # raises TensorFlow's shape error; nothing assigned yet
-        converted.append((variable, np.asarray(value, dtype=variable.dtype.as_numpy_dtype)))
+        converted_values.append((variable, np.asarray(value, dtype=variable.dtype.as_numpy_dtype)))
     if tf.executing_eagerly():
-        assign_tensorflow_pairs(converted)
+        assign_tensorflow_pairs(converted_values)
     else:
         original(recorded)
     for layer in model.layers:
         layer.finalize_state()
-    return len({id(v) for v, _ in recorded})
+    skipped = _by_name_skips(group, model, converted) if by_name else []
+    details = report.Details(model, report.compact(recorded, prefetched.origin_map()), prefetched.entries(), skipped)
+    return len({id(v) for v, _ in recorded}), details
+
+
+def _by_name_skips(group: Any, model: Any, converted: list[tuple[Any, list[Any]]]) -> list[tuple[Any, str]]:
+    """What tf-keras's by-name loading skipped (it says so on its logger only)."""
+    from tf_keras.src.saving.legacy import hdf5_format
+
+    names = set(hdf5_format.load_attributes_from_hdf5_group(group, "layer_names"))
+    out: list[tuple[Any, str]] = []
+    for layer in model.layers:
+        if layer.weights and layer.name not in names:
+            out.append((layer, "by_name: no layer of this name in the file"))
+    for layer, values in converted:
+        weights = hdf5_format._legacy_weights(layer)
+        if len(values) != len(weights):
+            out.append((layer, f"weight count mismatch: the layer has {len(weights)}, the file {len(values)}"))
+            continue
+        for variable, value in zip(weights, values):
+            if tuple(variable.shape) != tuple(np.shape(value)):
+                out.append(
+                    (variable, f"shape mismatch: the variable is {tuple(variable.shape)}, the file has {np.shape(value)}")
+                )
+    return out
 
 
 def _lookup(prefetched: Prefetched, group: Group, name: str) -> Any:
-    array = prefetched.arrays.get(f"{group.name.rstrip('/')}/{name}")
-    return array if array is not None else np.asarray(group[name])
+    path = f"{group.name.rstrip('/')}/{name}"
+    array = prefetched.arrays.get(path)
+    if array is None:
+        array = np.asarray(group[name])
+        prefetched.origins[id(array)] = (path,)
+    return array
 
 
 # -- tf-keras's own v3 format: .weights.h5 and .keras ---------------------------------------
 
 
-def load_v3(model: Any, sources: WeightSources, skip_mismatch: bool, threads: int | None) -> int:
+def load_v3(
+    model: Any, sources: WeightSources, skip_mismatch: bool, threads: int | None, meter: Any = None
+) -> tuple[int, report.Details]:
     """tf-keras's ``saving_lib.load_weights_only`` (``.weights.h5``, ``.keras``) over weightio.
 
     tf-keras's own traversal runs unchanged (its ``_load_state``, each object's
@@ -104,7 +155,7 @@ def load_v3(model: Any, sources: WeightSources, skip_mismatch: bool, threads: in
     ``v3.py``), the ``load_own_variables`` calls of a successful load are remembered and
     replayed while the model's structure is unchanged; a replay that raises falls back to
     the full traversal, which reports the error exactly. Returns the number of variables
-    assigned."""
+    assigned and what the load did."""
     import tensorflow as tf
     from tf_keras.src import backend
     from tf_keras.src.engine import base_layer
@@ -112,7 +163,8 @@ def load_v3(model: Any, sources: WeightSources, skip_mismatch: bool, threads: in
     from tf_keras.src.saving import saving_lib
 
     (file,) = sources.files.values()
-    store = _Store(Prefetched(file, threads))
+    (prefetched,) = prefetch_all({"": file}, threads, meter).values()
+    store = _Store(prefetched)
     plain = {base_layer.Layer.load_own_variables, optimizer.Optimizer.load_own_variables}
     recorded: list[tuple[Any, Any]] = []
     plan = _PLANS.get(model) if not skip_mismatch else None
@@ -153,7 +205,8 @@ def load_v3(model: Any, sources: WeightSources, skip_mismatch: bool, threads: in
     for trackable, inner_path in steps:
         if getattr(type(trackable), "load_own_variables", None) not in plain:
             trackable.load_own_variables(store.get(inner_path))
-    return len({id(v) for v, _ in recorded})
+    details = report.Details(model, report.compact(recorded, prefetched.origin_map()), prefetched.entries())
+    return len({id(v) for v, _ in recorded}), details
 
 
 # Model -> (structure signature, [(object, store path)] whose load_own_variables ran).

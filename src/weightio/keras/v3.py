@@ -13,7 +13,8 @@ from keras.src.saving import saving_lib
 from ..file import Group
 from .assign import patched, recording
 from .formats import WeightSources
-from .prefetch import Deferred, LazyArray, Prefetched
+from . import report
+from .prefetch import Deferred, LazyArray, prefetch_all
 from .safe import safe_group
 
 
@@ -21,14 +22,22 @@ class WeightioStore(saving_lib.H5IOStore):
     """What ``H5IOStore``/``ShardedH5IOStore`` give ``_load_state`` in read mode: ``get(path)``
     selects the ``<path>/vars`` group(s); the store then acts as a dict of their arrays."""
 
-    def __init__(self, sources: WeightSources, threads: int | None = None, deferred: bool = False) -> None:
+    def __init__(
+        self, sources: WeightSources, threads: int | None = None, deferred: bool = False, meter: Any = None
+    ) -> None:
         # H5IOStore.__init__ opens an h5py file: not called on purpose.
         self.mode = "r"
         self.archive = None
         self.io_file = None
         self.sources = sources
-        reader = Deferred if deferred else Prefetched
-        self.prefetched = {name: reader(f, threads) for name, f in sources.files.items()}
+        sharded = sources.weight_map is not None  # report entries then name their shard
+        self.prefetched: dict[str, Any]
+        if deferred:
+            self.prefetched = {
+                name: Deferred(f, threads, prefix=f"{name}:" if sharded else "") for name, f in sources.files.items()
+            }
+        else:
+            self.prefetched = prefetch_all(sources.files, threads, meter, prefixed=sharded)
         self._entries: list[tuple[Any, Group]] = []
         # Whether values may be handed out unread (LazyArray): only to objects known to
         # do nothing with them but assign them (see load()).
@@ -82,6 +91,15 @@ class WeightioStore(saving_lib.H5IOStore):
     def close(self) -> None:
         self.sources.close()
 
+    def details(self, model: Any, pairs: list[tuple[Any, Any]], skipped: list[tuple[Any, str]]) -> report.Details:
+        """What the load did (call while the handed-out values are alive)."""
+        origins: dict[int, report.Sources] = {}
+        entries: list[str] = []
+        for pre in self.prefetched.values():
+            origins.update(pre.origin_map())
+            entries += pre.entries()
+        return report.Details(model, report.compact(pairs, origins), entries, skipped)
+
     # -- the selected entry as a dict ----------------------------------------------------
     def __len__(self) -> int:
         return sum(len(group) for _, group in self._entries)
@@ -106,9 +124,16 @@ class WeightioStore(saving_lib.H5IOStore):
         raise ValueError("Setting a value is only allowed in write mode.")
 
 
-def load(model: Any, sources: WeightSources, skip_mismatch: bool, objects_to_skip: Any, threads: int | None) -> int:
+def load(
+    model: Any,
+    sources: WeightSources,
+    skip_mismatch: bool,
+    objects_to_skip: Any,
+    threads: int | None,
+    meter: Any = None,
+) -> tuple[int, report.Details]:
     """``saving_lib.load_weights_only`` with weightio's store and all-or-nothing assignment.
-    Returns the number of variables assigned."""
+    Returns the number of variables assigned and what the load did."""
     if not model.built:
         raise ValueError(
             "You are loading weights into a model that has not yet been built. "
@@ -123,10 +148,11 @@ def load(model: Any, sources: WeightSources, skip_mismatch: bool, objects_to_ski
                 for (saveable, inner_path), pure in zip(plan.steps, plan.pure):
                     store.lazy_ok = pure
                     saveable.load_own_variables(store.get(inner_path))
-            return recorder.apply(model)
+            assigned = recorder.apply(model, meter)
+            return assigned, store.details(model, recorder.pairs, [])
         except Exception:  # noqa: BLE001 - Keras's own traversal below reports it exactly
             pass
-    store = WeightioStore(sources, threads)
+    store = WeightioStore(sources, threads, meter=meter)
     failed: set[int] = set()
     visited = {id(o) for o in objects_to_skip} if objects_to_skip is not None else set()
     errors: dict[int, Any] = {}
@@ -150,7 +176,10 @@ def load(model: Any, sources: WeightSources, skip_mismatch: bool, objects_to_ski
         assigned = {id(value) for _, value in recorder.pairs}
         pure = [all(i in assigned for i in ids) for ids in handed]
         _PLANS[model] = _Plan(_signature(model), steps, pure)
-    return recorder.apply(model)
+    assigned = recorder.apply(model)
+    skipped: list[tuple[Any, str]] = [(obj, "objects_to_skip") for obj in objects_to_skip or ()]
+    skipped += [(obj, f"skip_mismatch: {error}") for obj, error in errors.values()]
+    return assigned, store.details(model, recorder.pairs, skipped)
 
 
 # -- the traversal plan ---------------------------------------------------------------------
