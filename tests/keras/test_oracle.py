@@ -392,6 +392,39 @@ def test_repeated_loads(variant_files, fmt: str, sequence: str) -> None:
         assert_same(ref, ref_out, mine, mine_out, before)
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_repeated_loads_after_trainable_change(variant_files, fmt: str) -> None:
+    """Legacy files pair values with each layer's trainable weights first: a variable made
+    non-trainable between two loads changes the pairing (Keras then puts ``beta`` into
+    ``gamma``). weightio's remembered plan must not outlive the change."""
+    ref, mine = _mlp(SOURCE), _mlp(SOURCE)
+    assert keras_load(ref, variant_files["A", fmt]).error is None
+    wk.load_weights(mine, variant_files["A", fmt])
+    for model in (ref, mine):
+        model.get_layer("bn").gamma.trainable = False
+    before = snapshot(mine)
+    assert_same(ref, keras_load(ref, variant_files["B", fmt]), mine, weightio_load(mine, variant_files["B", fmt]), before)
+
+
+@pytest.mark.parametrize("fmt", LEGACY)
+def test_repeated_loads_layout_changed(variant_files, tmp_path: Path, fmt: str) -> None:
+    """A legacy file whose datasets are those of an earlier one but whose ``weight_names``
+    list them in another order: Keras pairs by that order, and so must weightio after a
+    remembered load."""
+    path = tmp_path / variant_files["B", fmt].name
+    shutil.copy(variant_files["B", fmt], path)
+    with h5py.File(path, "a") as f:
+        group = f["model_weights"] if "model_weights" in f else f
+        bn = group["bn"]
+        names = list(bn.attrs["weight_names"])
+        names[0], names[1] = names[1], names[0]  # gamma <-> beta: the same shape
+        bn.attrs["weight_names"] = names
+    ref, mine = _mlp(SOURCE), _mlp(SOURCE)
+    for p in (variant_files["A", fmt], path, variant_files["B", fmt], path):
+        before = snapshot(mine)
+        assert_same(ref, keras_load(ref, p), mine, weightio_load(mine, p), before)
+
+
 HOSTILE_AFTER_GOOD = [
     "weights_h5/soft_link_dataset",
     "weights_h5/external_link_dataset",

@@ -52,8 +52,9 @@ class Recorder:
 
 
 def _numpy_dtype(variable: Any) -> Any:
-    """The numpy dtype of a Keras variable (bfloat16 via ml_dtypes)."""
-    dtype = variable.dtype
+    """The numpy dtype of a Keras variable (bfloat16 via ml_dtypes): the dtype it stores
+    (``_dtype``; the ``dtype`` property would look up the autocast scope every time)."""
+    dtype = getattr(variable, "_dtype", None) or variable.dtype
     found = _NUMPY_DTYPES.get(dtype)
     if found is None:
         from keras.src import backend

@@ -7,14 +7,15 @@ with, before Keras's own count and shape checks see them."""
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from keras.src.legacy.saving import legacy_h5_format
 
 from ..file import File
 from . import convert, report
-from .assign import patched, recording
-from .prefetch import Deferred
+from .assign import Recorder, patched, recording
+from .prefetch import Deferred, LazyArray
 from .safe import safe_group
 
 
@@ -35,6 +36,11 @@ def load(
     # Keras's legacy loaders only look at a weight's shape and assign it: the bytes are read
     # at the end, in bulk, straight to their destination (see prefetch.Deferred).
     deferred = Deferred(file, threads)
+    plain = not (by_name or skip_mismatch or convert_legacy)
+    if plain:
+        replayed = _replay(model, group, deferred, meter)
+        if replayed is not None:
+            return replayed
     origins: dict[int, report.Sources] = {}  # converted values: id -> the entries they come from
     counts: dict[str, int] = {}  # file layer -> how many values it gave (by_name's skips)
     skipped: list[tuple[Any, str]] = []
@@ -62,12 +68,100 @@ def load(
     )
     with patched(legacy_h5_format, **replacements), recording() as recorder:
         loader(group, model, skip_mismatch)
+    if plain:
+        _remember(model, group, recorder.pairs)
     assigned = recorder.apply(model, meter)
     origins.update(deferred.origin_map())
     if by_name:
         skipped += _by_name_skips(group, model, counts)
     details = report.Details(model, report.compact(recorder.pairs, origins), deferred.entries(), skipped)
     return assigned, details
+
+
+# -- the topological plan ---------------------------------------------------------------------
+# Keras's topological loader spends its time in Python per layer (the layer's legacy weight
+# list, the file's attributes read twice, a shape check and an assign per weight). What it
+# assigns depends only on the model's structure (layers, variables, trainable flags) and on
+# the file's layout (``layer_names``, each layer's ``weight_names``, top-level weights). So
+# after one successful plain topological load weightio remembers which dataset went to which
+# variable and, while both are unchanged, assigns the same way after checking every shape;
+# anything different goes through Keras's loader, which reports it exactly.
+
+
+class _Plan:
+    def __init__(self, signature: tuple[Any, ...], group: str, layout: Any, steps: list[tuple[Any, str]]) -> None:
+        self.signature = signature
+        self.group = group
+        self.layout = layout
+        self.steps = steps
+
+
+_PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
+
+
+def _signature(model: Any) -> tuple[Any, ...]:
+    """What Keras's pairing relies on: every layer and variable, and their trainable flags
+    (a layer's legacy weights are its trainable ones, then the others)."""
+    layers = list(model._flatten_layers(include_self=True, recursive=True))
+    return (
+        tuple(id(layer) for layer in layers),
+        tuple(bool(layer.trainable) for layer in layers),
+        tuple((id(v), bool(v.trainable)) for v in model.weights),
+    )
+
+
+def _layout(group: Any) -> Any:
+    """The file's side of Keras's pairing: layers with weights and their weight names, in order."""
+    read = legacy_h5_format.load_attributes_from_hdf5_group
+    layers = []
+    for name in read(group, "layer_names"):
+        weight_names = read(safe_group(group, name), "weight_names")
+        if weight_names:
+            layers.append((name, tuple(weight_names)))
+    top = None
+    if "top_level_model_weights" in group:
+        top = tuple(read(safe_group(group, "top_level_model_weights"), "weight_names"))
+    return (tuple(layers), top)
+
+
+def _remember(model: Any, group: Any, pairs: list[tuple[Any, Any]]) -> None:
+    steps = []
+    for variable, value in pairs:
+        if not isinstance(value, LazyArray):
+            _PLANS.pop(model, None)  # read another way (fallback, link...): no plan
+            return
+        steps.append((variable, value.path))
+    try:
+        _PLANS[model] = _Plan(_signature(model), group.name, _layout(group), steps)
+    except Exception:  # noqa: BLE001 - no plan; the next load runs Keras's loader
+        _PLANS.pop(model, None)
+
+
+def _replay(model: Any, group: Any, deferred: Deferred, meter: Any) -> tuple[int, report.Details] | None:
+    """The remembered assignments, if the plan still holds for this model and file; None
+    otherwise (then Keras's loader runs)."""
+    plan = _PLANS.get(model)
+    if plan is None or plan.group != group.name:
+        return None
+    try:
+        if plan.signature != _signature(model) or plan.layout != _layout(group):
+            return None
+    except Exception:  # noqa: BLE001 - Keras's loader meets the same problem and reports it
+        return None
+    pairs: list[tuple[Any, Any]] = []
+    for variable, path in plan.steps:
+        value = deferred.index.get(path)
+        if value is None or value.shape != tuple(variable.shape) or not _plain_numbers(value.dtype):
+            return None
+        pairs.append((variable, value))
+    recorder = Recorder()
+    recorder.pairs = pairs
+    assigned = recorder.apply(model, meter)
+    return assigned, report.Details(model, report.compact(pairs, {}), deferred.entries(), [])
+
+
+def _plain_numbers(dtype: Any) -> bool:
+    return dtype.kind in "fiub" or dtype.name == "bfloat16"
 
 
 def _noting_shape_skips(set_weights: Any, skipped: list[tuple[Any, str]]) -> Any:
