@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pytest
 import tf_keras  # the test extra installs it: a missing tf-keras fails here, loudly
@@ -348,12 +349,14 @@ def test_install(files, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert state(mine) == state(ref)
 
 
-@pytest.mark.parametrize("fmt", V3)
+@pytest.mark.parametrize("fmt", ["legacy_h5", "full_model_h5", *V3])
 def test_repeated_loads_replay(files, tmp_path: Path, fmt: str) -> None:
-    """After one load weightio replays the remembered ``load_own_variables`` calls: later
-    loads into the same model, of other files, of a mismatching file (tf-keras's error,
-    model unchanged) and with skip_mismatch, all end as tf-keras's own loads do."""
-    for name in ("mlp", "normalization", "lookup", "compiled"):
+    """After one load weightio replays what it remembered (v3: the ``load_own_variables``
+    calls; legacy: which dataset went to which variable): later loads into the same model,
+    of other files and of a mismatching file (tf-keras's error, model unchanged) end as
+    tf-keras's own loads do."""
+    plans = tf_keras_loader._PLANS if fmt in V3 else tf_keras_loader._LEGACY_PLANS
+    for name in ("mlp", "nested", "normalization", "compiled"):
         ref, mine = build(name, seed=1), build(name, seed=1)
         (tmp_path / name).mkdir()
         other = save(build(name, seed=2), fmt, tmp_path / name)
@@ -362,7 +365,7 @@ def test_repeated_loads_replay(files, tmp_path: Path, fmt: str) -> None:
             wk.load_weights(mine, path)
             assert state(mine) == state(ref)
             assert outputs(mine, name) == outputs(ref, name)
-        assert mine in tf_keras_loader._PLANS, "no plan was remembered: nothing was replayed"
+        assert mine in plans, "no plan was remembered: nothing was replayed"
     ref, mine = build("mlp", seed=1), build("mlp", seed=1)
     ref.load_weights(str(files("mlp", fmt)))
     wk.load_weights(mine, files("mlp", fmt))
@@ -371,3 +374,26 @@ def test_repeated_loads_replay(files, tmp_path: Path, fmt: str) -> None:
     mine_out = run(lambda: wk.load_weights(mine, files("nested", fmt)))
     assert ref_out.error is not None and mine_out.describe() == ref_out.describe()
     assert state(mine) == before
+
+
+@pytest.mark.parametrize("fmt", ["legacy_h5", "full_model_h5"])
+def test_legacy_replay_follows_changes(files, tmp_path: Path, fmt: str) -> None:
+    """tf-keras pairs a legacy file's values with each layer's trainable weights first, in
+    the file's ``weight_names`` order: a variable made non-trainable, or a file listing the
+    same datasets in another order, changes the pairing, and weightio's plan must follow."""
+    path = tmp_path / files("mlp", fmt).name
+    path.write_bytes(files("mlp", fmt).read_bytes())
+    with h5py.File(path, "a") as f:
+        group = f["model_weights"] if "model_weights" in f else f
+        names = list(group["bn"].attrs["weight_names"])
+        names[0], names[1] = names[1], names[0]  # gamma <-> beta: the same shape
+        group["bn"].attrs["weight_names"] = names
+    ref, mine = build("mlp", seed=1), build("mlp", seed=1)
+    for step in (files("mlp", fmt), path, files("mlp", fmt), "freeze", path):
+        if step == "freeze":
+            for model in (ref, mine):
+                model.get_layer("bn").trainable = False
+            continue
+        ref.load_weights(str(step))
+        wk.load_weights(mine, step)
+        assert state(mine) == state(ref)

@@ -84,11 +84,17 @@ def load(
         replacements["preprocess_weights_for_loading"] = noting
     recorded: list[tuple[Any, Any]] = []
     original = backend.batch_set_value
-    with patched(hdf5_format, **replacements), patched(backend, batch_set_value=recorded.extend):
-        if by_name:
-            hdf5_format.load_weights_from_hdf5_group_by_name(group, model, skip_mismatch)
-        else:
-            hdf5_format.load_weights_from_hdf5_group(group, model)
+    replayed = None if by_name else _legacy_replay(model, group, prefetched)
+    if replayed is not None:
+        recorded = replayed
+    else:
+        with patched(hdf5_format, **replacements), patched(backend, batch_set_value=recorded.extend):
+            if by_name:
+                hdf5_format.load_weights_from_hdf5_group_by_name(group, model, skip_mismatch)
+            else:
+                hdf5_format.load_weights_from_hdf5_group(group, model)
+        if not by_name:
+            _legacy_remember(model, group, prefetched, recorded)
     converted_values = []
     for variable, value in recorded:
         if tuple(variable.shape) != np.shape(value):
@@ -98,11 +104,74 @@ def load(
         assign_tensorflow_pairs(converted_values)
     else:
         original(recorded)
-    for layer in model.layers:
+    # tf-keras derives layer state (Normalization...) after its batch_set_value, for every
+    # layer of the model, nested ones too: again now that the values are in place.
+    for layer in model._flatten_layers():
         layer.finalize_state()
     skipped = _by_name_skips(group, model, converted) if by_name else []
     details = report.Details(model, report.compact(recorded, prefetched.origin_map()), prefetched.entries(), skipped)
     return len({id(v) for v, _ in recorded}), details
+
+
+# -- the topological plan (as for Keras 3 in legacy.py) -------------------------------------
+# tf-keras's topological loader spends its time in Python per layer. When a load assigned
+# every value exactly as read (no conversion of an old layout), weightio remembers which
+# dataset went to which variable; while the model (layers, variables, trainable flags) and
+# the file's layout (versions, layer_names, weight_names) are unchanged and every shape
+# fits, a later load assigns the same way; anything else runs tf-keras's loader.
+
+_LEGACY_PLANS: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+
+
+def _legacy_signature(model: Any) -> tuple[Any, ...]:
+    flat = list(model._flatten_layers(include_self=True, recursive=True))
+    return (
+        tuple((id(layer), bool(layer.trainable)) for layer in flat),
+        tuple((id(v), bool(v.trainable)) for layer in flat for v in (*layer._trainable_weights, *layer._non_trainable_weights)),
+    )
+
+
+def _legacy_layout(group: Any) -> Any:
+    from tf_keras.src.saving.legacy import hdf5_format
+
+    read = hdf5_format.load_attributes_from_hdf5_group
+    versions = tuple(str(group.attrs[k]) if k in group.attrs else None for k in ("keras_version", "backend"))
+    layers = tuple((name, tuple(read(group[name], "weight_names"))) for name in read(group, "layer_names"))
+    top = tuple(read(group["top_level_model_weights"], "weight_names")) if "top_level_model_weights" in group else None
+    return (versions, layers, top)
+
+
+def _legacy_remember(model: Any, group: Any, prefetched: Prefetched, recorded: list[tuple[Any, Any]]) -> None:
+    paths = {id(array): path for path, array in prefetched.arrays.items()}
+    steps = []
+    for variable, value in recorded:
+        path = paths.get(id(value))
+        if path is None:  # converted by tf-keras, or read another way: no plan
+            _LEGACY_PLANS.pop(model, None)
+            return
+        steps.append((variable, path))
+    try:
+        _LEGACY_PLANS[model] = (_legacy_signature(model), group.name, _legacy_layout(group), steps)
+    except Exception:  # noqa: BLE001 - no plan: the next load runs tf-keras's loader
+        _LEGACY_PLANS.pop(model, None)
+
+
+def _legacy_replay(model: Any, group: Any, prefetched: Prefetched) -> list[tuple[Any, Any]] | None:
+    plan = _LEGACY_PLANS.get(model)
+    if plan is None or plan[1] != group.name:
+        return None
+    try:
+        if plan[0] != _legacy_signature(model) or plan[2] != _legacy_layout(group):
+            return None
+    except Exception:  # noqa: BLE001 - tf-keras's loader meets the same problem and reports it
+        return None
+    pairs = []
+    for variable, path in plan[3]:
+        value = prefetched.arrays.get(path)
+        if value is None or tuple(variable.shape) != value.shape:
+            return None
+        pairs.append((variable, value))
+    return pairs
 
 
 def _by_name_skips(group: Any, model: Any, converted: list[tuple[Any, list[Any]]]) -> list[tuple[Any, str]]:
