@@ -17,6 +17,7 @@ from . import convert, report
 from .assign import Recorder, patched, recording
 from .prefetch import Deferred, LazyArray
 from .safe import safe_group
+from .v3 import signature
 
 
 def load(
@@ -99,17 +100,6 @@ class _Plan:
 _PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
 
 
-def _signature(model: Any) -> tuple[Any, ...]:
-    """What Keras's pairing relies on: every layer and variable, and their trainable flags
-    (a layer's legacy weights are its trainable ones, then the others)."""
-    layers = list(model._flatten_layers(include_self=True, recursive=True))
-    return (
-        tuple(id(layer) for layer in layers),
-        tuple(bool(layer.trainable) for layer in layers),
-        tuple((id(v), bool(v.trainable)) for v in model.weights),
-    )
-
-
 def _layout(group: Any) -> Any:
     """The file's side of Keras's pairing: layers with weights and their weight names, in order."""
     read = legacy_h5_format.load_attributes_from_hdf5_group
@@ -132,7 +122,7 @@ def _remember(model: Any, group: Any, pairs: list[tuple[Any, Any]]) -> None:
             return
         steps.append((variable, value.path))
     try:
-        _PLANS[model] = _Plan(_signature(model), group.name, _layout(group), steps)
+        _PLANS[model] = _Plan(signature(model), group.name, _layout(group), steps)
     except Exception:  # noqa: BLE001 - no plan; the next load runs Keras's loader
         _PLANS.pop(model, None)
 
@@ -144,7 +134,7 @@ def _replay(model: Any, group: Any, deferred: Deferred, meter: Any) -> tuple[int
     if plan is None or plan.group != group.name:
         return None
     try:
-        if plan.signature != _signature(model) or plan.layout != _layout(group):
+        if plan.signature != signature(model) or plan.layout != _layout(group):
             return None
     except Exception:  # noqa: BLE001 - Keras's loader meets the same problem and reports it
         return None

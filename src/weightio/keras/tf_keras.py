@@ -123,14 +123,6 @@ def load(
 _LEGACY_PLANS: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
 
 
-def _legacy_signature(model: Any) -> tuple[Any, ...]:
-    flat = list(model._flatten_layers(include_self=True, recursive=True))
-    return (
-        tuple((id(layer), bool(layer.trainable)) for layer in flat),
-        tuple((id(v), bool(v.trainable)) for layer in flat for v in (*layer._trainable_weights, *layer._non_trainable_weights)),
-    )
-
-
 def _legacy_layout(group: Any) -> Any:
     from tf_keras.src.saving.legacy import hdf5_format
 
@@ -151,7 +143,7 @@ def _legacy_remember(model: Any, group: Any, prefetched: Prefetched, recorded: l
             return
         steps.append((variable, path))
     try:
-        _LEGACY_PLANS[model] = (_legacy_signature(model), group.name, _legacy_layout(group), steps)
+        _LEGACY_PLANS[model] = (_signature(model), group.name, _legacy_layout(group), steps)
     except Exception:  # noqa: BLE001 - no plan: the next load runs tf-keras's loader
         _LEGACY_PLANS.pop(model, None)
 
@@ -161,7 +153,7 @@ def _legacy_replay(model: Any, group: Any, prefetched: Prefetched) -> list[tuple
     if plan is None or plan[1] != group.name:
         return None
     try:
-        if plan[0] != _legacy_signature(model) or plan[2] != _legacy_layout(group):
+        if plan[0] != _signature(model) or plan[2] != _legacy_layout(group):
             return None
     except Exception:  # noqa: BLE001 - tf-keras's loader meets the same problem and reports it
         return None
@@ -283,11 +275,13 @@ _PLANS: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], list[tuple[Any, st
 
 
 def _signature(model: Any) -> tuple[Any, ...]:
-    """Identity of every layer, variable, metric and of the optimizer: what a plan relies on."""
+    """What a remembered plan (v3 or legacy) relies on: the identity of every layer,
+    variable, metric and of the optimizer, and the trainable flags (a legacy file's values
+    go to each layer's trainable weights first)."""
     flat = list(model._flatten_layers(include_self=True, recursive=True))
-    layers = tuple(id(layer) for layer in flat)
+    layers = tuple((id(layer), bool(layer.trainable)) for layer in flat)
     # Each layer's own variable lists (``model.variables`` would walk the model again).
-    variables = tuple(id(v) for layer in flat for v in (*layer._trainable_weights, *layer._non_trainable_weights))
+    variables = tuple((id(v), bool(v.trainable)) for layer in flat for v in (*layer._trainable_weights, *layer._non_trainable_weights))
     metrics = tuple(id(m) for m in getattr(model, "metrics", ()))
     return (layers, variables, metrics, id(getattr(model, "optimizer", None)))
 

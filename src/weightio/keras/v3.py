@@ -141,7 +141,7 @@ def load(
             "by using `build()`."
         )
     plan = _PLANS.get(model) if objects_to_skip is None else None
-    if plan is not None and plan.signature == _signature(model):
+    if plan is not None and plan.signature == signature(model):
         try:
             store = WeightioStore(sources, threads, deferred=True)
             with recording() as recorder:
@@ -175,7 +175,7 @@ def load(
         # An object is "pure" when every value it was handed went straight into an assign.
         assigned = {id(value) for _, value in recorder.pairs}
         pure = [all(i in assigned for i in ids) for ids in handed]
-        _PLANS[model] = _Plan(_signature(model), steps, pure)
+        _PLANS[model] = _Plan(signature(model), steps, pure)
     assigned = recorder.apply(model)
     skipped: list[tuple[Any, str]] = [(obj, "objects_to_skip") for obj in objects_to_skip or ()]
     skipped += [(obj, f"skip_mismatch: {error}") for obj, error in errors.values()]
@@ -200,10 +200,12 @@ class _Plan:
 _PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
 
 
-def _signature(model: Any) -> tuple[Any, ...]:
-    """Identity of every layer and variable, and of the optimizer: what the plan relies on."""
-    layers = tuple(id(layer) for layer in model._flatten_layers(include_self=True, recursive=True))
-    variables = tuple(id(v) for v in model.variables)
+def signature(model: Any) -> tuple[Any, ...]:
+    """What a remembered plan (here, or legacy.py's) relies on: the identity of every layer
+    and variable with its trainable flag (a legacy file's values go to each layer's
+    trainable weights first), and of the optimizer."""
+    layers = tuple((id(layer), bool(layer.trainable)) for layer in model._flatten_layers(include_self=True, recursive=True))
+    variables = tuple((id(v), bool(v.trainable)) for v in model.variables)
     return (layers, variables, id(getattr(model, "optimizer", None)))
 
 
