@@ -151,15 +151,7 @@ def _zero_copy_assigner(name: str, keras_assign: Any) -> Any:
     adopted: set[int] = set()  # each array is adopted at most once: no shared buffers
 
     def assign(variable: Any, value: Any) -> None:
-        if (
-            isinstance(value, np.ndarray)
-            and value.size
-            and value.flags.c_contiguous
-            and value.flags.writeable
-            and value.ctypes.data % 64 == 0
-            and value.dtype == _numpy_dtype(variable)
-            and id(value) not in adopted
-        ):
+        if isinstance(value, np.ndarray) and value.dtype == _numpy_dtype(variable) and _adoptable(value, adopted):
             try:
                 tensor = adopt(value)
             except Exception:  # noqa: BLE001 - a dtype DLPack cannot carry (bfloat16...)
@@ -171,6 +163,19 @@ def _zero_copy_assigner(name: str, keras_assign: Any) -> Any:
         keras_assign(variable, value)
 
     return assign
+
+
+def _adoptable(value: np.ndarray, adopted: set[int]) -> bool:
+    """Whether a framework may take ``value``'s buffer through DLPack: non-empty, C-ordered,
+    writeable, 64-byte aligned (weightio's fresh arrays are), and not given to another
+    variable in this load already (no two variables may share a buffer)."""
+    return bool(
+        value.size
+        and value.flags.c_contiguous
+        and value.flags.writeable
+        and value.ctypes.data % 64 == 0
+        and id(value) not in adopted
+    )
 
 
 def _tensorflow_put(tf: Any) -> Any:
@@ -220,13 +225,7 @@ def assign_tensorflow_pairs(pairs: list[tuple[Any, np.ndarray]]) -> None:
     adopted: set[int] = set()
     for variable, value in pairs:
         tensor = None
-        if (
-            value.size
-            and value.flags.c_contiguous
-            and value.flags.writeable
-            and value.ctypes.data % 64 == 0
-            and id(value) not in adopted
-        ):
+        if _adoptable(value, adopted):
             try:
                 tensor = tf.experimental.dlpack.from_dlpack(value.__dlpack__())
                 adopted.add(id(value))

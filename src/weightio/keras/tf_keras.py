@@ -17,7 +17,7 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -120,7 +120,16 @@ def load(
 # the file's layout (versions, layer_names, weight_names) are unchanged and every shape
 # fits, a later load assigns the same way; anything else runs tf-keras's loader.
 
-_LEGACY_PLANS: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+class _Plan(NamedTuple):
+    """What a successful load did, for replaying it (see ``_signature``)."""
+
+    signature: tuple[Any, ...]
+    steps: list[tuple[Any, str]]  # legacy: (variable, dataset path); v3: (object, store path)
+    group: str | None = None  # legacy: the weights group and its layout
+    layout: Any = None
+
+
+_LEGACY_PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
 
 
 def _legacy_layout(group: Any) -> Any:
@@ -143,22 +152,22 @@ def _legacy_remember(model: Any, group: Any, prefetched: Prefetched, recorded: l
             return
         steps.append((variable, path))
     try:
-        _LEGACY_PLANS[model] = (_signature(model), group.name, _legacy_layout(group), steps)
+        _LEGACY_PLANS[model] = _Plan(_signature(model), steps, group.name, _legacy_layout(group))
     except Exception:  # noqa: BLE001 - no plan: the next load runs tf-keras's loader
         _LEGACY_PLANS.pop(model, None)
 
 
 def _legacy_replay(model: Any, group: Any, prefetched: Prefetched) -> list[tuple[Any, Any]] | None:
     plan = _LEGACY_PLANS.get(model)
-    if plan is None or plan[1] != group.name:
+    if plan is None or plan.group != group.name:
         return None
     try:
-        if plan[0] != _signature(model) or plan[2] != _legacy_layout(group):
+        if plan.signature != _signature(model) or plan.layout != _legacy_layout(group):
             return None
     except Exception:  # noqa: BLE001 - tf-keras's loader meets the same problem and reports it
         return None
     pairs = []
-    for variable, path in plan[3]:
+    for variable, path in plan.steps:
         value = prefetched.arrays.get(path)
         if value is None or tuple(variable.shape) != value.shape:
             return None
@@ -230,12 +239,12 @@ def load_v3(
     recorded: list[tuple[Any, Any]] = []
     plan = _PLANS.get(model) if not skip_mismatch else None
     steps: list[tuple[Any, str]] | None = None
-    if plan is not None and plan[0] == _signature(model):
+    if plan is not None and plan.signature == _signature(model):
         try:
             with _recording_tf_assign(recorded):
-                for trackable, inner_path in plan[1]:
+                for trackable, inner_path in plan.steps:
                     trackable.load_own_variables(store.get(inner_path))
-            steps = plan[1]
+            steps = plan.steps
         except Exception:  # noqa: BLE001 - the full traversal below reports it exactly
             recorded.clear()
     if steps is None:
@@ -258,7 +267,7 @@ def load_v3(
                 visited_trackables=set(),
             )
         if not skip_mismatch:
-            _PLANS[model] = (_signature(model), steps)
+            _PLANS[model] = _Plan(_signature(model), steps)
     if tf.executing_eagerly():
         assign_tensorflow_pairs(recorded)
     else:
@@ -270,8 +279,8 @@ def load_v3(
     return len({id(v) for v, _ in recorded}), details
 
 
-# Model -> (structure signature, [(object, store path)] whose load_own_variables ran).
-_PLANS: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], list[tuple[Any, str]]]] = weakref.WeakKeyDictionary()
+# Model -> the plan of its last v3 load: the objects whose load_own_variables ran, with their store paths.
+_PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
 
 
 def _signature(model: Any) -> tuple[Any, ...]:
