@@ -111,3 +111,19 @@ def test_unknown_filter_fails_cleanly_with_fallback(variant_path, wfile, libver)
 def test_fallback_does_not_change_natively_readable_files(variant_path, wfile, h5file, name, libver):
     path = variant_path(name, libver)
     oracle.assert_same_tree(wfile(path, fallback=True), h5file(path))
+
+
+@pytest.mark.parametrize("libver", LIBVERS)
+def test_read_many_into_arrays_through_the_fallback(variant_path, wfile, h5file, libver):
+    path = variant_path("fallback_features", libver)
+    h = h5file(path)
+    names = ["plain"] + [n for n in _present(path, ["lzf", "szip"]) if h[n].dtype.kind in "fiu"]
+    outs = [np.empty(h[n].shape, h[n].dtype) for n in names]
+    arrays = wfile(path, fallback=True).read_many(names, out=outs)
+    for name, array, out in zip(names, arrays, outs):
+        assert array is out
+        oracle.assert_same_value(out, h[name][...], f"read_many into {name}", weightio)
+    wrong = [np.zeros(h[n].size + 1, h[n].dtype) for n in names]
+    with pytest.raises(ValueError):
+        wfile(path, fallback=True).read_many(names, out=wrong)
+    assert not any(w.any() for w in wrong)

@@ -201,3 +201,69 @@ def test_load_file_of_a_keras2_weights_file(variant_path):
     assert loaded["/dense/dense/kernel:0"].dtype == np.float32
     with h5py.File(path) as h:
         np.testing.assert_array_equal(loaded["/dense/dense/kernel:0"], h["dense/dense/kernel:0"][()])
+
+
+# -- out=: reading into the caller's arrays ------------------------------------------------
+
+
+@pytest.mark.parametrize("name,libver", READ_MANY_CASES)
+def test_read_many_into_given_arrays_matches_h5py(variant_path, wfile, h5file, name, libver):
+    """Every layout (contiguous, compact, chunked, filtered, never written) read into the
+    caller's arrays, every other one left to read_many (None)."""
+    path = variant_path(name, libver)
+    f, h = wfile(path), h5file(path)
+    names = [n for n in _readable_datasets(h) if h[n].dtype.kind in "fiub"]
+    assert names
+    outs = [np.full(h[n].shape, 77, h[n].dtype) if k % 2 == 0 else None for k, n in enumerate(names)]
+    arrays = f.read_many(names, out=outs)
+    for k, (ds, array) in enumerate(zip(names, arrays)):
+        if outs[k] is not None:
+            assert array is outs[k]
+        assert_same_array(array, h[ds], f"read_many into {ds}")
+
+
+def test_read_many_into_arrays_converts_to_their_dtype_and_ignores_their_shape(variant_path, wfile, h5file):
+    path = variant_path("keras2_weights", "latest")
+    f, h = wfile(path), h5file(path)
+    outs = [np.empty(h[n].size, "<f8") for n in KERAS_WEIGHTS]  # flat, float64
+    f.read_many(KERAS_WEIGHTS, dtypes="<f2", out=outs)  # out's dtype wins over dtypes
+    for ds, out in zip(KERAS_WEIGHTS, outs):
+        oracle.assert_same_floats(out, h[ds][...].astype("<f8").reshape(-1), ds)
+
+
+def test_read_many_rejects_unusable_outputs_without_writing(variant_path, wfile, h5file):
+    path = variant_path("keras2_weights", "latest")
+    f, h = wfile(path), h5file(path)
+    first, second = KERAS_WEIGHTS[:2]
+    good = np.zeros(h[first].shape, "<f4")
+    wrong_size = np.zeros(h[second].size + 1, "<f4")
+    read_only = np.zeros(h[second].shape, "<f4")
+    read_only.flags.writeable = False
+    strided = np.zeros((h[second].size, 2), "<f4")[:, 0]
+    for bad in (wrong_size, read_only, strided, [0.0] * h[second].size):
+        with pytest.raises(ValueError):
+            f.read_many([first, second], out=[good, bad])
+        assert not good.any()
+    with pytest.raises(ValueError):
+        f.read_many([first, second], out=[good])
+
+
+def test_read_many_into_arrays_writes_nothing_when_a_chunk_is_corrupt(tmp_path, wfile):
+    """The contiguous dataset is read straight into its output, but only once nothing else
+    can fail: a garbled gzip chunk in the same call leaves every output as it was."""
+    path = tmp_path / "corrupt.h5"
+    with h5py.File(path, "w") as h:
+        h.create_dataset("plain", data=np.arange(50_000, dtype="<f4"))
+        chunked = h.create_dataset("gz", data=np.arange(4096, dtype="<f4"), chunks=(4096,), compression="gzip")
+        info = chunked.id.get_chunk_info(0)
+    with open(path, "r+b") as raw:
+        raw.seek(info.byte_offset + info.size // 4)
+        raw.write(b"\xff" * (info.size // 2))
+    f = wfile(path)
+    outs = [np.full(50_000, -1, "<f4"), np.full(4096, -1, "<f4")]
+    with pytest.raises(weightio.FormatError):
+        f.read_many(["plain", "gz"], out=outs, threads=2)
+    assert (outs[0] == -1).all() and (outs[1] == -1).all()
+    # the same output alone: read straight in
+    (array,) = f.read_many(["plain"], out=[outs[0]])
+    assert array is outs[0] and (outs[0] == np.arange(50_000, dtype="<f4")).all()

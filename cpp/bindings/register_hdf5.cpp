@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <memory>
@@ -277,13 +278,26 @@ class H5File {
   // Reads whole datasets into new arrays, in parallel, without the GIL. `dtypes[i]` None
   // keeps the stored type; `sources[i]` non-empty reinterprets the stored elements
   // (e.g. "bfloat16" for Keras's 2-byte opaque bfloat16).
+  //
+  // `outs` (None, or a list of None or writeable C-contiguous arrays): dataset i is read
+  // into outs[i] (its dtype is the target type, its size the dataset's) instead of a new
+  // array, e.g. straight into a framework's parameter memory. The call still changes
+  // nothing on failure: every given output is written only after everything that can fail
+  // has succeeded (datasets that need decoding are read into temporaries first; one stored
+  // block is checked before and then cannot fail).
   py::list read_many(const std::vector<uint64_t>& addresses, const std::vector<std::string>& names,
                      const std::vector<py::object>& dtypes, const std::vector<std::string>& sources,
-                     py::object threads) const {
+                     py::object threads, py::object outs) const {
     size_t n = addresses.size();
     if (names.size() != n || dtypes.size() != n || sources.size() != n) throw std::invalid_argument("length mismatch");
+    std::vector<py::object> out_list;
+    if (!outs.is_none()) {
+      out_list = outs.cast<std::vector<py::object>>();
+      if (out_list.size() != n) throw std::invalid_argument("length mismatch");
+    }
     std::vector<std::string_view> name_views(names.begin(), names.end());
-    std::vector<py::object> arrays = read_many_impl(addresses, name_views, dtypes.data(), sources.data(), threads);
+    std::vector<py::object> arrays = read_many_impl(addresses, name_views, dtypes.data(), sources.data(), threads,
+                                                    out_list.empty() ? nullptr : out_list.data());
     py::list out(n);
     for (size_t i = 0; i < n; ++i) out[i] = std::move(arrays[i]);
     return out;
@@ -293,7 +307,8 @@ class H5File {
   // read_many without the Python-facing argument lists: `dtypes` and `sources` may be null
   // (every dataset keeps its stored type, as load_all reads them).
   std::vector<py::object> read_many_impl(const std::vector<uint64_t>& addresses, const std::vector<std::string_view>& names,
-                                         const py::object* dtypes, const std::string* sources, py::object threads) const {
+                                         const py::object* dtypes, const std::string* sources, py::object threads,
+                                         const py::object* outs = nullptr) const {
     size_t n = addresses.size();
     struct Job {
       const hdf5::Dataset* ds = nullptr;
@@ -301,6 +316,7 @@ class H5File {
       py::dtype dtype;
       size_t nbytes = 0;
       uint8_t* out = nullptr;
+      uint8_t* given = nullptr;  // the caller's output; `out` is then a temporary, or the same
       bool reinterpret = false;
     };
     std::vector<Job> jobs(n);
@@ -323,7 +339,19 @@ class H5File {
           j.reinterpret = true;
           j.from = convert::ElementType{convert::Kind::kBFloat16, 2, false};
         }
-        j.dtype = has_dtype            ? py::dtype::from_args(dtypes[i])
+        const bool has_out = outs && !outs[i].is_none();
+        py::array given;  // (a default py::array is an empty array, not a null handle)
+        if (has_out) {
+          if (!py::isinstance<py::array>(outs[i])) throw std::invalid_argument("out must be a numpy array");
+          given = py::reinterpret_borrow<py::array>(outs[i]);
+          if (!(given.flags() & py::array::c_style) || !given.writeable())
+            throw std::invalid_argument("out must be a writeable C-contiguous array");
+          if (static_cast<uint64_t>(given.size()) != j.ds->num_elements())
+            throw std::invalid_argument("out has " + std::to_string(given.size()) + " elements, the dataset " +
+                                        std::to_string(j.ds->num_elements()));
+        }
+        j.dtype = has_out              ? given.dtype()
+                  : has_dtype          ? py::dtype::from_args(dtypes[i])
                   : j.reinterpret      ? bindings::dtype_of(j.from)
                                        : cached_dtype(j.ds->type().numpy_typestr(), dtype_cache);
         j.to = bindings::element_type_of(j.dtype);
@@ -333,6 +361,18 @@ class H5File {
         if (itemsize != 0 && count > (uint64_t{1} << 62) / itemsize)
           throw Error("the result would take more than 2^62 bytes as " + std::string(py::str(j.dtype)));
         j.nbytes = static_cast<size_t>(count * itemsize);
+        if (has_out) {
+          j.given = static_cast<uint8_t*>(given.mutable_data());
+          // One stored block, read as it is: checked now (bounds, type), it cannot fail
+          // later, so it goes straight to the output; anything else gets a temporary.
+          io::ByteSpan stored;
+          if (!j.reinterpret && j.ds->layout().cls != hdf5::Layout::Class::kChunked) {
+            j.ds->check_readable();
+            j.ds->stored_span(&stored);
+            j.out = j.given;
+            continue;
+          }
+        }
         if (j.nbytes < kSlabItemLimit) slab_bytes += align_up(j.nbytes);
       } catch (const Error&) {
         rethrow_with_context(std::current_exception(), "'" + std::string(names[i]) + "': ");
@@ -341,13 +381,19 @@ class H5File {
     // Pass 2: create the arrays (views into the slab, or arrays of their own).
     std::vector<py::ssize_t> slab_shape{static_cast<py::ssize_t>(slab_bytes + 64)};
     py::array slab(py::dtype("uint8"), slab_shape);
+    std::vector<py::array> temporaries;  // own-array temporaries for the caller's outputs
     uint8_t* slab_at = align64(static_cast<uint8_t*>(slab.mutable_data()));
     std::vector<py::object> results;
     results.reserve(n);
     for (size_t i = 0; i < n; ++i) {
       Job& j = jobs[i];
+      if (j.out != nullptr) {  // straight into the caller's output
+        results.push_back(outs[i]);
+        continue;
+      }
+      if (j.given != nullptr) results.push_back(outs[i]);
       if (j.nbytes < kSlabItemLimit) {
-        results.push_back(array_over(j.dtype, j.ds->space().dims, slab_at, slab));
+        if (j.given == nullptr) results.push_back(array_over(j.dtype, j.ds->space().dims, slab_at, slab));
         j.out = slab_at;
         slab_at += align_up(j.nbytes);
       } else {
@@ -355,24 +401,42 @@ class H5File {
         std::vector<py::ssize_t> raw_shape{static_cast<py::ssize_t>(j.nbytes + 64)};
         py::array raw(py::dtype("uint8"), raw_shape);
         uint8_t* aligned = align64(static_cast<uint8_t*>(raw.mutable_data()));
-        results.push_back(array_over(j.dtype, j.ds->space().dims, aligned, raw));
+        if (j.given == nullptr) results.push_back(array_over(j.dtype, j.ds->space().dims, aligned, raw));
+        else temporaries.push_back(std::move(raw));
         j.out = aligned;
       }
     }
+    auto read_job = [](const Job& j) {
+      if (j.reinterpret) {
+        std::vector<uint64_t> start(j.ds->space().dims.size(), 0);
+        read_as(*j.ds, start, j.ds->space().dims, j.out, j.to, j.from);
+      } else {
+        j.ds->read_all(j.out, j.to);
+      }
+    };
+    auto rethrow_first = [&] {
+      for (size_t i = 0; i < n; ++i)
+        if (errors[i]) rethrow_with_context(errors[i], "'" + std::string(names[i]) + "': ");
+    };
     {
       py::gil_scoped_release release;
+      // Everything but the direct reads into the caller's outputs, which wait until
+      // nothing else can fail.
       parallel_for(n, nthreads, [&](size_t i) {
-        Job& j = jobs[i];
-        if (j.reinterpret) {
-          std::vector<uint64_t> start(j.ds->space().dims.size(), 0);
-          read_as(*j.ds, start, j.ds->space().dims, j.out, j.to, j.from);
-        } else {
-          j.ds->read_all(j.out, j.to);
-        }
+        if (jobs[i].out != jobs[i].given) read_job(jobs[i]);
       }, errors);
     }
-    for (size_t i = 0; i < n; ++i)
-      if (errors[i]) rethrow_with_context(errors[i], "'" + std::string(names[i]) + "': ");
+    rethrow_first();
+    if (outs != nullptr) {
+      py::gil_scoped_release release;
+      parallel_for(n, nthreads, [&](size_t i) {
+        const Job& j = jobs[i];
+        if (j.given == nullptr) return;
+        if (j.out == j.given) read_job(j);
+        else if (j.nbytes != 0) std::memcpy(j.given, j.out, j.nbytes);
+      }, errors);
+      rethrow_first();
+    }
     return results;
   }
 
@@ -523,7 +587,7 @@ void register_hdf5(py::module_& m) {
       .def("read", &H5File::read, py::arg("address"), py::arg("out"), py::arg("start"), py::arg("count"),
            py::arg("source") = "")
       .def("read_many", &H5File::read_many, py::arg("addresses"), py::arg("names"), py::arg("dtypes"),
-           py::arg("sources"), py::arg("threads") = py::none())
+           py::arg("sources"), py::arg("threads") = py::none(), py::arg("outs") = py::none())
       .def("datasets", [](const H5File& f, uint64_t start) {
         // (path, address, shape, typestr, storage size) of every dataset below `start`.
         hdf5::Walk w;

@@ -627,21 +627,44 @@ class File(Group):
         paths: Sequence[str],
         dtypes: Any = None,
         threads: int | None = None,
+        out: Sequence[np.ndarray | None] | None = None,
     ) -> list[np.ndarray]:
         """Reads many datasets in one call: in parallel, without the GIL, converting to
         ``dtypes`` (one dtype for all, or one per path; None keeps the stored type) in
-        the same pass. Returns new arrays in the order of ``paths``."""
+        the same pass. Returns new arrays in the order of ``paths``.
+
+        ``out``: one entry per path, None or a writeable C-contiguous array with the
+        dataset's number of elements (its dtype is the target type), which dataset i is
+        read into and returned as; e.g. a framework's parameter memory. All or nothing:
+        if the call raises, no ``out`` array was written."""
         paths = list(paths)
         names = [_join(self.name, p) for p in paths]
         addrs = self._call("/", self._core.resolve_many, self._addr, [_enc(p) for p in paths])
         targets = _normalize_dtypes(dtypes, len(paths))
+        outs = None if out is None else list(out)
+        if outs is not None:
+            if len(outs) != len(paths):
+                raise ValueError(f"out has {len(outs)} entries for {len(paths)} paths")
+            if not all(o is None or isinstance(o, np.ndarray) for o in outs):
+                raise ValueError("out entries must be numpy arrays or None")
+            targets = [target if o is None else o.dtype for target, o in zip(targets, outs)]
         try:
             with _gc_paused():
-                arrays = self._core.read_many(addrs, names, targets, [""] * len(paths), threads)
+                arrays = self._core.read_many(addrs, names, targets, [""] * len(paths), threads, outs)
         except UnsupportedFeatureError as exc:
             if not self._fallback_enabled:
                 raise with_context(exc, self.filename) from None
             arrays = self._read_each(addrs, names, targets)
+            if outs is not None:  # everything was read: check, then fill the outputs
+                given = [(i, o) for i, o in enumerate(outs) if o is not None]
+                for i, o in given:
+                    if not (isinstance(o, np.ndarray) and o.flags.c_contiguous and o.flags.writeable):
+                        raise ValueError("out must be a writeable C-contiguous array")
+                    if o.size != arrays[i].size:
+                        raise ValueError(f"out has {o.size} elements, the dataset {arrays[i].size}")
+                for i, o in given:
+                    o.reshape(-1)[...] = arrays[i].reshape(-1)
+                    arrays[i] = o
         except Error as exc:
             raise with_context(exc, self.filename) from None
         return arrays

@@ -607,6 +607,60 @@ def test_all_or_nothing(mlp_files, fmt: str) -> None:
     assert state(mine) == state(fresh)
 
 
+def _recompress_and_corrupt(path: Path, shape: tuple[int, ...]) -> None:
+    """Rewrites the dataset of ``shape`` in ``path`` as one gzip chunk, then garbles the
+    middle of that chunk: its metadata stays valid, decompressing it fails."""
+    with h5py.File(path, "r+") as f:
+        found: list[str] = []
+        f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) and obj.shape == shape else None)
+        assert len(found) == 1, found
+        data, attrs = f[found[0]][...], dict(f[found[0]].attrs)
+        del f[found[0]]
+        dataset = f.create_dataset(found[0], data=data, chunks=shape, compression="gzip")
+        dataset.attrs.update(attrs)
+        info = dataset.id.get_chunk_info(0)
+        offset, size = info.byte_offset, info.size
+    with open(path, "r+b") as raw:
+        raw.seek(offset + size // 4)
+        raw.write(b"\xff" * (size // 2))
+
+
+@pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
+def test_all_or_nothing_when_a_chunk_is_corrupt(tmp_path: Path, fmt: str) -> None:
+    """A value that cannot be decompressed fails the load after the large values were read
+    (on torch those go straight into the Parameters' memory): the model stays unchanged."""
+    spec = [("a", 5, True), ("big", 4096, True), ("c", 2, True)]  # big's kernel: 80 KiB
+    path = save(_mlp(spec), fmt, tmp_path / fmt)
+    _recompress_and_corrupt(path, (4096, 2))
+    mine = _mlp(spec)
+    mine.layers[1].kernel.assign(np.full((5, 4096), 7.0, "float32"))
+    before = snapshot(mine)
+    out = weightio_load(mine, path)
+    assert isinstance(out.error, weightio.Error), out.error
+    assert snapshot(mine) == before
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch Parameters only")
+@pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
+def test_torch_parameters_written_in_place(tmp_path: Path, fmt: str) -> None:
+    """On torch the Parameters stay the same objects over the same memory (optimizers hold
+    them), large ones read straight into it, and autograd sees the in-place write: a graph
+    that saved the old value refuses to backpropagate, as after Keras's own ``copy_``."""
+    spec = [("a", 5, True), ("big", 4096, True), ("c", 2, True)]
+    path = save(_mlp(spec), fmt, tmp_path / fmt)
+    ref, mine = _mlp(spec), _mlp(spec)
+    assert keras_load(ref, path).error is None
+    kernel = mine.layers[1].kernel.value
+    pointer, version = kernel.data_ptr(), kernel._version
+    saved_for_backward = (kernel * kernel).sum()
+    wk.load_weights(mine, path)
+    assert mine.layers[1].kernel.value is kernel and kernel.data_ptr() == pointer
+    assert kernel._version > version
+    assert state(mine) == state(ref)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        saved_for_backward.backward()
+
+
 def test_legacy_error_messages(mlp_files) -> None:
     """The messages are Keras's own (spot checks; the oracle compares them all)."""
     cases = {

@@ -35,13 +35,29 @@ class Recorder:
         ``meter`` (a ``progress.Meter``): read in a few batches, telling it after each."""
         from .prefetch import LazyArray, read_lazy
 
-        pairs = self.pairs
+        pairs = _last_per_variable(self.pairs)
         pending = [i for i, (_, value) in enumerate(pairs) if isinstance(value, LazyArray) and value._array is None]
-        # One parallel read, each value converted to its variable's dtype while reading.
-        read_lazy([pairs[i][1] for i in pending], [_numpy_dtype(pairs[i][0]) for i in pending], meter)
+        lazies = [pairs[i][1] for i in pending]
+        dtypes = [_numpy_dtype(pairs[i][0]) for i in pending]
         assign = _assigner()
-        for variable, value in pairs:
-            assign(variable, value.materialize() if isinstance(value, LazyArray) else value)
+        # Straight into the variables' memory where the backend has a destination for a value
+        # (torch's large Parameters); only in one native call, which writes all or none.
+        destination = getattr(assign, "destination", None)
+        outs = None
+        if destination is not None and meter is None and len({id(value.source) for value in lazies}) == 1:
+            outs = [destination(pairs[i][0], value, dtype) for i, value, dtype in zip(pending, lazies, dtypes)]
+            if all(out is None for out in outs):
+                outs = None
+        # One parallel read, each value converted to its variable's dtype while reading.
+        read_lazy(lazies, dtypes, meter, outs)
+        written = {pending[k] for k, out in enumerate(outs or ()) if out is not None}
+        assign([
+            (variable, value.materialize() if isinstance(value, LazyArray) else value)
+            for i, (variable, value) in enumerate(pairs)
+            if i not in written
+        ])
+        if written:
+            assign.written([pairs[i][0] for i in sorted(written)])
         assigned = {id(v) for v, _ in pairs}
         # Some layers derive state from their variables when loaded (Normalization,
         # Discretization, lookup layers): redo that now that the values are in place.
@@ -49,6 +65,15 @@ class Recorder:
             if hasattr(layer, "finalize_state") and any(id(v) in assigned for v in layer.variables):
                 layer.finalize_state()
         return len(assigned)
+
+
+def _last_per_variable(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """The pairs without earlier assignments to a variable assigned again later (the last
+    value is what the variable ends with, whichever order the writes then happen in)."""
+    last = {id(variable): i for i, (variable, _) in enumerate(pairs)}
+    if len(last) == len(pairs):
+        return pairs
+    return [pair for i, pair in enumerate(pairs) if last[id(pair[0])] == i]
 
 
 def _numpy_dtype(variable: Any) -> Any:
@@ -69,22 +94,28 @@ _NUMPY_DTYPES: dict[Any, Any] = {}
 
 
 def _assigner() -> Any:
-    """The fastest correct way to set a validated value on this backend's variables.
+    """``assign_all(pairs)``: the fastest correct way to set validated values (each of its
+    variable's shape) on this backend's variables, in order.
 
-    numpy: the fresh array becomes the variable's value. TensorFlow and JAX: adopted through
-    DLPack. torch: one copy into the variable's Parameter. Anything else: Keras's ``assign``.
+    numpy: the fresh array becomes the variable's value. TensorFlow: adopted through DLPack.
+    JAX: small values packed into one buffer, moved to JAX and split in one operation; large
+    ones adopted through DLPack. torch: large values are read straight into the Parameters
+    (``destination``, then ``written``), small ones copied in one batch.
+    Anything else: Keras's ``assign``.
     """
     from keras.src import backend
     from keras.src.backend.common import variables as kv
 
     keras_assign = kv.Variable.assign
     name = backend.backend()
-    if name in ("tensorflow", "jax"):
-        return _zero_copy_assigner(name, keras_assign)
+    if name == "tensorflow":
+        return _each(_zero_copy_assigner(name, keras_assign))
+    if name == "jax":
+        return _jax_assigner(keras_assign)
     if name == "torch":
-        return _torch_assigner(keras_assign)
+        return _TorchAssigner(keras_assign)
     if name != "numpy":
-        return keras_assign
+        return _each(keras_assign)
 
     adopted: set[int] = set()
 
@@ -103,28 +134,146 @@ def _assigner() -> Any:
         else:
             keras_assign(variable, value)
 
-    return assign_numpy
+    return _each(assign_numpy)
 
 
-def _torch_assigner(keras_assign: Any) -> Any:
-    """torch: Keras copies the value into the variable's Parameter (which optimizers hold on
-    to, so it must stay); it first converts the array with ``np.array`` (another copy).
-    weightio's arrays are already of the variable's dtype: ``torch.from_numpy`` shares
-    them and the one copy left is the copy into the Parameter."""
-    import torch
+def _each(assign: Any) -> Any:
+    def assign_all(pairs: list[tuple[Any, Any]]) -> None:
+        for variable, value in pairs:
+            assign(variable, value)
 
-    def assign(variable: Any, value: Any) -> None:
-        if (
-            isinstance(value, np.ndarray)
-            and value.flags.writeable
-            and value.dtype.kind in "fiub"  # not bfloat16 (ml_dtypes' kind "V"): torch cannot share it
-            and value.dtype == _numpy_dtype(variable)
-        ):
-            variable._direct_assign(torch.from_numpy(value))
-        else:
-            keras_assign(variable, value)
+    return assign_all
 
-    return assign
+
+class _TorchAssigner:
+    """torch: Keras copies each value into its variable's Parameter (which optimizers hold
+    on to, so it must stay), converting it with ``np.array`` first (another copy) and
+    entering ``no_grad`` and the ``value`` property per variable (~10 us each).
+
+    weightio reads large values (64 KiB and up) straight into the Parameters' memory
+    (``destination``): no intermediate array, no copy, no fresh pages to fault in. Smaller
+    ones are read in bulk, shared with torch by ``torch.from_numpy`` and copied into their
+    Parameters in one ``no_grad`` block, as one ``_foreach_copy_`` for the CPU ones.
+    Variables of a subclass that changes ``_direct_assign``, uninitialized ones, values torch
+    cannot share (bfloat16) and any other value: Keras's ``assign``."""
+
+    def __init__(self, keras_assign: Any) -> None:
+        import torch
+        from keras.src.backend.torch import core as torch_core
+
+        self.torch = torch
+        self.keras_assign = keras_assign
+        self.plain_direct_assign = torch_core.Variable._direct_assign
+        self.foreach_copy = getattr(torch, "_foreach_copy_", None)
+
+    def _plain(self, variable: Any) -> bool:
+        target = getattr(variable, "_value", None)
+        return (
+            type(variable)._direct_assign is self.plain_direct_assign
+            and isinstance(target, self.torch.Tensor)
+            and target.device.type != "meta"
+        )
+
+    def destination(self, variable: Any, value: Any, dtype: np.dtype) -> np.ndarray | None:
+        """The Parameter's own memory as a numpy array, for a large value of a plain CPU
+        variable of a dtype numpy and torch share; None otherwise."""
+        if value.size * dtype.itemsize < _DIRECT_MIN_BYTES or dtype.kind not in "fiub" or not self._plain(variable):
+            return None
+        target = variable._value
+        if target.device.type != "cpu" or not target.is_contiguous() or tuple(target.shape) != tuple(value.shape):
+            return None
+        out = target.detach().numpy()
+        return out if out.dtype == dtype else None
+
+    def written(self, variables: list[Any]) -> None:
+        """Tells autograd that these variables' Parameters were written in place (as
+        ``copy_`` would have), so a graph that saved their old values notices."""
+        self.torch.autograd.graph.increment_version([variable._value for variable in variables])
+
+    def __call__(self, pairs: list[tuple[Any, Any]]) -> None:
+        torch = self.torch
+        targets: list[Any] = []
+        sources: list[Any] = []
+        with torch.no_grad():
+            for variable, value in pairs:
+                if not (
+                    isinstance(value, np.ndarray)
+                    and value.flags.writeable
+                    and value.dtype.kind in "fiub"  # not bfloat16 (ml_dtypes' kind "V"): torch cannot share it
+                    and value.dtype == _numpy_dtype(variable)
+                    and self._plain(variable)
+                ):
+                    _copy_all(targets, sources, self.foreach_copy)  # keep the order of assignments
+                    self.keras_assign(variable, value)
+                    continue
+                target = variable._value
+                if target.device.type == "cpu":
+                    targets.append(target)
+                    sources.append(torch.from_numpy(value))
+                else:
+                    target.copy_(torch.from_numpy(value))
+            _copy_all(targets, sources, self.foreach_copy)
+
+
+# torch: values of at least this size are read straight into their Parameters.
+_DIRECT_MIN_BYTES = 1 << 16
+
+
+def _copy_all(targets: list[Any], sources: list[Any], foreach_copy: Any) -> None:
+    """Copies ``sources[i]`` into ``targets[i]`` (torch tensors of equal shapes), then empties
+    both lists."""
+    if foreach_copy is not None and targets:
+        foreach_copy(targets, sources)
+    else:
+        for target, source in zip(targets, sources):
+            target.copy_(source)
+    targets.clear()
+    sources.clear()
+
+
+# JAX: values up to this size go through the packed transfer; larger ones are adopted one by
+# one (DLPack's ~25 us per array is then small next to the bytes).
+_JAX_PACKED_LIMIT = 1 << 16
+
+
+def _jax_assigner(keras_assign: Any) -> Any:
+    """JAX: each DLPack import costs ~25 us, most of a 10,000-variable load. Small values of
+    one dtype are instead packed into one array, moved to JAX once and cut with one
+    ``lax.split`` (~2 us a value; reshaped where not 1-D); large ones are adopted through
+    DLPack without a copy. Every tensor is made before the first variable is set, and each
+    variable then gets its tensor through Keras's own ``_direct_assign``."""
+    import jax
+
+    adopt_each = _zero_copy_assigner("jax", keras_assign)
+    split = getattr(jax.lax, "split", None)
+
+    def assign_all(pairs: list[tuple[Any, Any]]) -> None:
+        groups: dict[Any, list[int]] = {}
+        if split is not None:
+            for i, (variable, value) in enumerate(pairs):
+                if (
+                    isinstance(value, np.ndarray)
+                    and 0 < value.nbytes <= _JAX_PACKED_LIMIT
+                    and value.dtype == _numpy_dtype(variable)
+                ):
+                    groups.setdefault(value.dtype, []).append(i)
+        tensors: dict[int, Any] = {}
+        for dtype, indices in groups.items():
+            if len(indices) < 2:
+                continue
+            flat = np.concatenate([pairs[i][1].reshape(-1) for i in indices])
+            parts = split(jax.device_put(flat), [pairs[i][1].size for i in indices])
+            for i, part in zip(indices, parts):
+                shape = pairs[i][1].shape
+                tensors[i] = part if len(shape) == 1 else part.reshape(shape)
+        for i, (variable, value) in enumerate(pairs):
+            tensor = tensors.get(i)
+            if tensor is None:
+                adopt_each(variable, value)
+            else:
+                variable._direct_assign(tensor)
+
+    return assign_all
 
 
 def _zero_copy_assigner(name: str, keras_assign: Any) -> Any:

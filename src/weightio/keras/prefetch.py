@@ -207,21 +207,29 @@ class Deferred:
         return out
 
 
-def read_lazy(values: list[LazyArray], dtypes: list[Any], meter: Meter | None = None) -> None:
+def read_lazy(
+    values: list[LazyArray], dtypes: list[Any], meter: Meter | None = None, outs: list[Any] | None = None
+) -> None:
     """Reads many lazy arrays at once, per file, in parallel, into new arrays of
     ``dtypes[i]`` (None: the stored type). Sets each value's array. With a progress
-    ``meter``, in a few batches (by bytes), telling the meter after each."""
+    ``meter``, in a few batches (by bytes), telling the meter after each.
+
+    ``outs[i]``, when given and not None, is where value i is read instead (a writeable
+    C-contiguous array of its size, e.g. a parameter's memory); only without a meter and
+    from one file, so that the one native call writes them all or, on failure, none."""
     by_source: dict[int, list[int]] = {}
     for i, value in enumerate(values):
         by_source.setdefault(id(value.source), []).append(i)
+    if outs is not None and (meter is not None or len(by_source) > 1):
+        raise ValueError("outputs are read into only without a progress meter, from one file")
     if meter is not None:
         return _read_metered(values, dtypes, by_source, meter)
     for indices in by_source.values():
-        _read_into(values, dtypes, indices)
+        _read_into(values, dtypes, indices, outs)
     return None
 
 
-def _read_into(values: list[LazyArray], dtypes: list[Any], indices: list[int]) -> None:
+def _read_into(values: list[LazyArray], dtypes: list[Any], indices: list[int], outs: list[Any] | None = None) -> None:
     source = values[indices[0]].source
     arrays = source.file._core.read_many(
         [values[i].address for i in indices],
@@ -229,6 +237,7 @@ def _read_into(values: list[LazyArray], dtypes: list[Any], indices: list[int]) -
         [dtypes[i] for i in indices],
         [""] * len(indices),
         source.threads,
+        None if outs is None else [outs[i] for i in indices],
     )
     for i, array in zip(indices, arrays):
         values[i]._array = array
