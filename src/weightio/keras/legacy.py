@@ -12,7 +12,7 @@ from typing import Any
 
 from keras.src.legacy.saving import legacy_h5_format
 
-from ..file import File
+from ..file import File, Group
 from . import convert, report
 from .assign import Recorder, patched, recording
 from .prefetch import Deferred, LazyArray
@@ -101,17 +101,23 @@ _PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
 
 
 def _layout(group: Any) -> Any:
-    """The file's side of Keras's pairing: layers with weights and their weight names, in order."""
+    """The file's side of Keras's pairing: layers with weights and their weight names, in
+    order. Compared as the layer groups' raw attribute records where they can be read in one
+    call (equal records, equal weight names), else decoded as Keras reads them."""
     read = legacy_h5_format.load_attributes_from_hdf5_group
-    layers = []
-    for name in read(group, "layer_names"):
-        weight_names = read(safe_group(group, name), "weight_names")
-        if weight_names:
-            layers.append((name, tuple(weight_names)))
+    names = tuple(read(group, "layer_names"))
+    records = group._child_group_records(names) if isinstance(group, Group) else None
     top = None
     if "top_level_model_weights" in group:
         top = tuple(read(safe_group(group, "top_level_model_weights"), "weight_names"))
-    return (tuple(layers), top)
+    if records is not None:
+        return ("records", names, tuple(tuple(r) for r in records), top)
+    layers = []
+    for name in names:
+        weight_names = read(safe_group(group, name), "weight_names")
+        if weight_names:
+            layers.append((name, tuple(weight_names)))
+    return ("decoded", tuple(layers), top)
 
 
 def _remember(model: Any, group: Any, pairs: list[tuple[Any, Any]]) -> None:

@@ -124,7 +124,7 @@ class LazyArray:
 
     __slots__ = ("_array", "address", "dtype", "path", "shape", "source")
 
-    def __init__(self, source: Deferred, path: str, address: int, shape: tuple[int, ...], dtype: np.dtype):
+    def __init__(self, source: Source, path: str, address: int, shape: tuple[int, ...], dtype: np.dtype):
         self.source = source
         self.path = path
         self.address = address
@@ -163,6 +163,19 @@ class LazyArray:
         return f"LazyArray({self.path!r}, shape={self.shape}, dtype={self.dtype})"
 
 
+class Source:
+    """Where a ``LazyArray`` is read from. Not the ``Deferred`` itself: that holds its lazy
+    arrays, and a reference back would make a cycle keeping every array read alive until
+    the garbage collector runs (the next load would then fault in fresh memory)."""
+
+    __slots__ = ("file", "prefix", "threads")
+
+    def __init__(self, file: File, threads: int | None, prefix: str) -> None:
+        self.file = file
+        self.threads = threads
+        self.prefix = prefix
+
+
 class Deferred:
     """Hands out ``LazyArray``s for the datasets of one file (same lookups as ``Prefetched``)."""
 
@@ -170,6 +183,7 @@ class Deferred:
         self.file = file
         self.threads = threads
         self.prefix = prefix  # names the file in LoadReport entries when there are several
+        source = Source(file, threads, prefix)
         self.origins: dict[int, tuple[str, ...]] = {}  # values read one by one: id -> entry
         self.index: dict[str, LazyArray] = {}
         self.all_paths: list[str] = []
@@ -183,7 +197,7 @@ class Deferred:
             declared = math.prod(shape) * dtype.itemsize
             if declared > BOMB_FLOOR_BYTES and declared > MAX_EXPANSION * stored:
                 continue  # the safe path raises Keras's error if Keras asks for it
-            self.index[path] = LazyArray(self, path, address, tuple(shape), dtype)
+            self.index[path] = LazyArray(source, path, address, tuple(shape), dtype)
 
     def dataset(self, group: Group, name: str) -> Any:
         lazy = self.index.get(f"{group.name.rstrip('/')}/{name}")

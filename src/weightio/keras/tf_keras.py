@@ -137,7 +137,13 @@ def _legacy_layout(group: Any) -> Any:
 
     read = hdf5_format.load_attributes_from_hdf5_group
     versions = tuple(str(group.attrs[k]) if k in group.attrs else None for k in ("keras_version", "backend"))
-    layers = tuple((name, tuple(read(group[name], "weight_names"))) for name in read(group, "layer_names"))
+    names = tuple(read(group, "layer_names"))
+    # The layer groups' raw attribute records in one call where possible (see legacy._layout).
+    records = group._child_group_records(names) if isinstance(group, Group) else None
+    if records is not None:
+        layers: Any = ("records", names, tuple(tuple(r) for r in records))
+    else:
+        layers = tuple((name, tuple(read(group[name], "weight_names"))) for name in names)
     top = tuple(read(group["top_level_model_weights"], "weight_names")) if "top_level_model_weights" in group else None
     return (versions, layers, top)
 

@@ -38,7 +38,7 @@ class WeightioStore(saving_lib.H5IOStore):
             }
         else:
             self.prefetched = prefetch_all(sources.files, threads, meter, prefixed=sharded)
-        self._entries: list[tuple[Any, Group]] = []
+        self._entries: list[tuple[Any, Group, frozenset[str]]] = []
         # Whether values may be handed out unread (LazyArray): only to objects known to
         # do nothing with them but assign them (see load()).
         self.lazy_ok = False
@@ -78,7 +78,8 @@ class WeightioStore(saving_lib.H5IOStore):
             pre = self.prefetched[name]
             group = self._vars_group(pre.file, path)
             if group is not None:
-                self._entries.append((pre, group))
+                # The group's member names, listed once (objects look up each variable).
+                self._entries.append((pre, group, frozenset(group.keys())))
         return self
 
     def has_path(self, path: str) -> bool:
@@ -102,17 +103,23 @@ class WeightioStore(saving_lib.H5IOStore):
 
     # -- the selected entry as a dict ----------------------------------------------------
     def __len__(self) -> int:
-        return sum(len(group) for _, group in self._entries)
+        return sum(len(names) for _, _, names in self._entries)
 
     def keys(self) -> list[str]:
-        return [key for _, group in self._entries for key in group.keys()]
+        return [key for _, group, _ in self._entries for key in group.keys()]
+
+    @staticmethod
+    def _member(key: object, group: Group, names: frozenset[str]) -> bool:
+        if isinstance(key, str) and "/" not in key:
+            return key in names
+        return key in group  # a path or an odd key: the group's own lookup
 
     def __contains__(self, key: object) -> bool:
-        return any(key in group for _, group in self._entries)
+        return any(self._member(key, group, names) for _, group, names in self._entries)
 
     def __getitem__(self, key: str) -> Any:
-        for pre, group in self._entries:
-            if key in group:
+        for pre, group, names in self._entries:
+            if self._member(key, group, names):
                 value = pre.dataset(group, key)
                 if isinstance(value, LazyArray) and not self.lazy_ok:
                     value = value.materialize()
