@@ -110,7 +110,7 @@ def _assigner() -> Any:
     keras_assign = kv.Variable.assign
     name = backend.backend()
     if name == "tensorflow":
-        return _each(_zero_copy_assigner(name, keras_assign))
+        return _keras3_tensorflow_assigner(keras_assign)
     if name == "jax":
         return _jax_assigner(keras_assign)
     if name == "torch":
@@ -246,7 +246,7 @@ def _jax_assigner(keras_assign: Any) -> Any:
     (TensorFlow's DLPack import costs ~1 us, no more than its split would.)"""
     import jax
 
-    adopt_each = _zero_copy_assigner("jax", keras_assign)
+    adopt_each = _jax_adopter(keras_assign)
     split = getattr(jax.lax, "split", None)
     # Not 64-bit types: JAX narrows them unless x64 is enabled.
     packable = {np.dtype("float32"), np.dtype("float16"), _bfloat16()}
@@ -287,38 +287,23 @@ def _bfloat16() -> np.dtype:
     return np.dtype(ml_dtypes.bfloat16)
 
 
-def _zero_copy_assigner(name: str, keras_assign: Any) -> Any:
-    """TensorFlow and JAX adopt a 64-byte aligned numpy buffer through DLPack without a
-    copy; the variable then gets it through Keras's own ``_direct_assign`` (on TensorFlow,
-    through the assign op itself where that is all ``_direct_assign`` would do). weightio's
-    arrays are fresh and private to this load, so nothing else ever writes to them."""
-    if name == "tensorflow":
-        import tensorflow as tf
-
-        def adopt(value: np.ndarray) -> Any:
-            return tf.experimental.dlpack.from_dlpack(value.__dlpack__())
-
-        put = _tensorflow_put(tf)
-    else:
-        import jax
-
-        def adopt(value: np.ndarray) -> Any:
-            return jax.dlpack.from_dlpack(value)
-
-        def put(variable: Any, tensor: Any) -> None:
-            variable._direct_assign(tensor)
+def _jax_adopter(keras_assign: Any) -> Any:
+    """JAX adopts a 64-byte aligned numpy buffer through DLPack without a copy; the variable
+    then gets it through Keras's own ``_direct_assign``. weightio's arrays are fresh and
+    private to this load, so nothing else ever writes to them."""
+    import jax
 
     adopted: set[int] = set()  # each array is adopted at most once: no shared buffers
 
     def assign(variable: Any, value: Any) -> None:
         if isinstance(value, np.ndarray) and value.dtype == _numpy_dtype(variable) and _adoptable(value, adopted):
             try:
-                tensor = adopt(value)
-            except Exception:  # noqa: BLE001 - a dtype DLPack cannot carry (bfloat16...)
+                tensor = jax.dlpack.from_dlpack(value)
+            except Exception:  # noqa: BLE001 - a dtype DLPack cannot carry
                 keras_assign(variable, value)
                 return
             adopted.add(id(value))
-            put(variable, tensor)
+            variable._direct_assign(tensor)
             return
         keras_assign(variable, value)
 
@@ -338,61 +323,74 @@ def _adoptable(value: np.ndarray, adopted: set[int]) -> bool:
     )
 
 
-def _tensorflow_put(tf: Any) -> Any:
-    """Sets a Keras 3 variable (TensorFlow backend) to a tensor of its shape and dtype:
-    through the assign op where that is all ``_direct_assign`` would do (see
-    ``tensorflow_direct_assign``), else through ``_direct_assign``."""
-    direct = tensorflow_direct_assign(tf)
+def _keras3_tensorflow_assigner(keras_assign: Any) -> Any:
+    """Keras 3 on TensorFlow: each variable's ``tf.Variable`` (``_value``) set through the
+    assign op where that is all ``_direct_assign`` would do; ``_direct_assign`` otherwise."""
 
-    def put(variable: Any, tensor: Any) -> None:
-        if not direct(variable._value, tensor):
-            variable._direct_assign(tensor)
+    def assign_all(pairs: list[tuple[Any, Any]]) -> None:
+        assign_tensorflow(
+            pairs,
+            target=lambda variable: variable._value,
+            put=lambda variable, tensor: variable._direct_assign(tensor),
+            fallback=keras_assign,
+            dtype_of=_numpy_dtype,
+        )
 
-    return put
+    return assign_all
 
 
-def tensorflow_direct_assign(tf: Any) -> Any:
-    """``direct(tf_variable, tensor) -> bool``: for a plain eager ``ResourceVariable`` (no
-    distribution strategy, no DTensor, not in a graph) and a tensor of its dtype, runs
-    TensorFlow's AssignVariableOp and returns True; otherwise does nothing and returns False.
+def assign_tensorflow_pairs(pairs: list[tuple[Any, np.ndarray]]) -> None:
+    """tf-keras: validated (tf.Variable, numpy value of its dtype) assignments, as tf-keras's
+    ``backend.batch_set_value`` would make them, faster (see ``assign_tensorflow``)."""
+    assign_tensorflow(
+        pairs,
+        target=lambda variable: variable,
+        put=lambda variable, tensor: variable.assign(tensor),
+        fallback=lambda variable, value: variable.assign(value),
+    )
 
-    ``tf.Variable.assign`` comes down to that op for such variables; calling it directly
-    skips ~20-40 us of Python per variable (conversion checks, and building a read-back
-    value), which on 10,000 variables is most of a load. Shapes are validated before."""
+
+def assign_tensorflow(
+    pairs: list[tuple[Any, Any]], target: Any, put: Any, fallback: Any, dtype_of: Any = None
+) -> None:
+    """Sets validated values (each of its variable's shape) on TensorFlow variables, in order.
+
+    Each fresh, aligned numpy array is handed to TensorFlow through DLPack (no copy; each
+    array at most once, so no two variables ever share a buffer). When ``target(variable)``
+    is a plain eager ``ResourceVariable`` (no distribution strategy, no DTensor, not in a
+    graph) of the tensor's dtype, TensorFlow's AssignVariableOp runs directly:
+    ``tf.Variable.assign`` comes down to that op for such variables, and calling it skips
+    ~20-40 us of Python per variable (conversion checks, building a read-back value), most
+    of a 10,000-variable load; the op itself costs ~8 us. Otherwise ``put(variable, tensor)``;
+    values that cannot be adopted, or (with ``dtype_of``) are not of ``dtype_of(variable)``,
+    go to ``fallback(variable, value)``."""
+    import tensorflow as tf
     from tensorflow.python.ops import gen_resource_variable_ops, resource_variable_ops
 
     plain = resource_variable_ops.ResourceVariable
     assign_op = gen_resource_variable_ops.assign_variable_op
+    from_dlpack = tf.experimental.dlpack.from_dlpack
     eager = tf.executing_eagerly()
-
-    def direct(target: Any, tensor: Any) -> bool:
-        if eager and type(target) is plain and target.dtype == tensor.dtype:
-            assign_op(target.handle, tensor)
-            return True
-        return False
-
-    return direct
-
-
-def assign_tensorflow_pairs(pairs: list[tuple[Any, np.ndarray]]) -> None:
-    """Performs validated (tf.Variable, numpy value of its dtype) assignments, as tf-keras's
-    ``backend.batch_set_value`` would, faster: each fresh aligned array is handed to
-    TensorFlow through DLPack (no copy; each array at most once, so no two variables ever
-    share a buffer) and set with the assign op; anything else goes through ``assign``."""
-    import tensorflow as tf
-
-    direct = tensorflow_direct_assign(tf)
     adopted: set[int] = set()
     for variable, value in pairs:
-        tensor = None
-        if _adoptable(value, adopted):
-            try:
-                tensor = tf.experimental.dlpack.from_dlpack(value.__dlpack__())
-                adopted.add(id(value))
-            except Exception:  # noqa: BLE001 - a dtype DLPack cannot carry
-                tensor = None
-        if tensor is None or not direct(variable, tensor):
-            variable.assign(value)
+        if not (
+            isinstance(value, np.ndarray)
+            and (dtype_of is None or value.dtype == dtype_of(variable))
+            and _adoptable(value, adopted)
+        ):
+            fallback(variable, value)
+            continue
+        try:
+            tensor = from_dlpack(value.__dlpack__())
+        except Exception:  # noqa: BLE001 - a dtype DLPack cannot carry (bfloat16...)
+            fallback(variable, value)
+            continue
+        adopted.add(id(value))
+        resource = target(variable)
+        if eager and type(resource) is plain and (resource.dtype is tensor.dtype or resource.dtype == tensor.dtype):
+            assign_op(resource.handle, tensor)
+        else:
+            put(variable, tensor)
 
 
 def _all_layers(model: Any) -> list[Any]:
@@ -400,6 +398,13 @@ def _all_layers(model: Any) -> list[Any]:
     if flatten is None:
         return [model]
     return list(flatten(include_self=True, recursive=True))
+
+
+def variable_shape(variable: Any) -> tuple[Any, ...]:
+    """A variable's shape as a tuple: a Keras 3 variable's own ``_shape`` (on TensorFlow the
+    ``shape`` property builds a TensorShape, ~4 us), else ``tuple(variable.shape)``."""
+    shape = getattr(variable, "_shape", None)
+    return shape if type(shape) is tuple else tuple(variable.shape)
 
 
 def _shape_of(value: Any) -> tuple[int, ...]:
@@ -421,9 +426,7 @@ def recording() -> Iterator[Recorder]:
         if threading.get_ident() != owner or kv.in_stateless_scope():
             return original(self, value)  # another thread's assignment: not ours to defer
         value_shape = _shape_of(value)
-        # The variable's own shape tuple (TensorFlow's ``shape`` property builds a TensorShape).
-        own_shape = getattr(self, "_shape", None)
-        same = value_shape == own_shape or kv.shape_equal(value_shape, self.shape)
+        same = value_shape == variable_shape(self) or kv.shape_equal(value_shape, self.shape)
         if not same or _is_raw_bytes(value):
             # Keras raises its own error (shape, or bytes it cannot convert), assigning nothing.
             return original(self, np.asarray(value) if hasattr(value, "materialize") else value)

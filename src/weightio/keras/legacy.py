@@ -14,7 +14,7 @@ from keras.src.legacy.saving import legacy_h5_format
 
 from ..file import File, Group
 from . import convert, report
-from .assign import Recorder, patched, recording
+from .assign import Recorder, patched, recording, variable_shape
 from .prefetch import Deferred, LazyArray
 from .safe import safe_group
 from .v3 import signature
@@ -147,7 +147,7 @@ def _replay(model: Any, group: Any, deferred: Deferred, meter: Any) -> tuple[int
     pairs: list[tuple[Any, Any]] = []
     for variable, path in plan.steps:
         value = deferred.index.get(path)
-        if value is None or value.shape != tuple(variable.shape) or not _plain_numbers(value.dtype):
+        if value is None or value.shape != variable_shape(variable) or not _plain_numbers(value.dtype):
             return None
         pairs.append((variable, value))
     recorder = Recorder()

@@ -84,7 +84,9 @@ def load(
         replacements["preprocess_weights_for_loading"] = noting
     recorded: list[tuple[Any, Any]] = []
     original = backend.batch_set_value
-    replayed = None if by_name else _legacy_replay(model, group, prefetched)
+    # Every layer, nested ones too (a replay's signature and the finalize_state pass below).
+    flat = list(model._flatten_layers())
+    replayed = None if by_name else _legacy_replay(model, group, prefetched, flat)
     if replayed is not None:
         recorded = replayed
     else:
@@ -95,18 +97,25 @@ def load(
                 hdf5_format.load_weights_from_hdf5_group(group, model)
         if not by_name:
             _legacy_remember(model, group, prefetched, recorded)
+        flat = list(model._flatten_layers())  # tf-keras's own loader ran: walk again
     converted_values = []
+    numpy_dtypes: dict[Any, Any] = {}
     for variable, value in recorded:
-        if tuple(variable.shape) != np.shape(value):
+        # (a replayed plan checked every shape already)
+        if replayed is None and tuple(variable.shape) != np.shape(value):
             variable.assign(value)  # raises TensorFlow's shape error; nothing assigned yet
-        converted_values.append((variable, np.asarray(value, dtype=variable.dtype.as_numpy_dtype)))
+        dtype = variable.dtype
+        numpy_dtype = numpy_dtypes.get(dtype)
+        if numpy_dtype is None:
+            numpy_dtype = numpy_dtypes[dtype] = dtype.as_numpy_dtype
+        converted_values.append((variable, np.asarray(value, dtype=numpy_dtype)))
     if tf.executing_eagerly():
         assign_tensorflow_pairs(converted_values)
     else:
         original(recorded)
     # tf-keras derives layer state (Normalization...) after its batch_set_value, for every
     # layer of the model, nested ones too: again now that the values are in place.
-    for layer in model._flatten_layers():
+    for layer in flat:
         layer.finalize_state()
     skipped = _by_name_skips(group, model, converted) if by_name else []
     details = report.Details(model, report.compact(recorded, prefetched.origin_map()), prefetched.entries(), skipped)
@@ -163,12 +172,12 @@ def _legacy_remember(model: Any, group: Any, prefetched: Prefetched, recorded: l
         _LEGACY_PLANS.pop(model, None)
 
 
-def _legacy_replay(model: Any, group: Any, prefetched: Prefetched) -> list[tuple[Any, Any]] | None:
+def _legacy_replay(model: Any, group: Any, prefetched: Prefetched, flat: list[Any]) -> list[tuple[Any, Any]] | None:
     plan = _LEGACY_PLANS.get(model)
     if plan is None or plan.group != group.name:
         return None
     try:
-        if plan.signature != _signature(model) or plan.layout != _legacy_layout(group):
+        if plan.signature != _signature(model, flat) or plan.layout != _legacy_layout(group):
             return None
     except Exception:  # noqa: BLE001 - tf-keras's loader meets the same problem and reports it
         return None
@@ -289,11 +298,13 @@ def load_v3(
 _PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
 
 
-def _signature(model: Any) -> tuple[Any, ...]:
+def _signature(model: Any, flat: list[Any] | None = None) -> tuple[Any, ...]:
     """What a remembered plan (v3 or legacy) relies on: the identity of every layer,
     variable, metric and of the optimizer, and the trainable flags (a legacy file's values
-    go to each layer's trainable weights first)."""
-    flat = list(model._flatten_layers(include_self=True, recursive=True))
+    go to each layer's trainable weights first). ``flat``: the model's layers as
+    ``model._flatten_layers()`` lists them, when the caller has them already."""
+    if flat is None:
+        flat = list(model._flatten_layers(include_self=True, recursive=True))
     layers = tuple((id(layer), bool(layer.trainable)) for layer in flat)
     # Each layer's own variable lists (``model.variables`` would walk the model again).
     variables = tuple((id(v), bool(v.trainable)) for layer in flat for v in (*layer._trainable_weights, *layer._non_trainable_weights))
