@@ -183,8 +183,11 @@ class _TorchAssigner:
         target = variable._value
         if target.device.type != "cpu" or not target.is_contiguous() or tuple(target.shape) != tuple(value.shape):
             return None
-        out = target.detach().numpy()
-        return out if out.dtype == dtype else None
+        try:
+            out = target.detach().numpy()
+        except (TypeError, RuntimeError):  # a dtype numpy lacks, a tensor numpy cannot share
+            return None
+        return out if out.dtype == dtype and out.flags.writeable else None
 
     def written(self, variables: list[Any]) -> None:
         """Tells autograd that these variables' Parameters were written in place (as
