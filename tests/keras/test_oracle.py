@@ -845,6 +845,36 @@ def test_tf_keras_files(tmp_path: Path, kind: str, how: str) -> None:
 # -- after the load: training, truncated files --------------------------------------------
 
 
+def test_a_variable_assigned_twice_ends_with_the_last_value(tmp_path: Path) -> None:
+    """Recorded assignments are applied in batches (torch: large values read straight into
+    the Parameter before the others are copied; JAX: packed): a variable recorded twice must
+    still end with its last value, as with Keras, whichever kind of value came first."""
+    from weightio.keras.assign import Recorder
+    from weightio.keras.prefetch import Deferred
+
+    spec = [("big", 4096, True)]  # kernel (4, 4096): 64 KiB, read straight into torch's Parameter
+    source = _mlp(spec)
+    path = save(source, "legacy_h5", tmp_path)
+    expected = to_numpy(source.layers[0].kernel)
+    for order in ("file_last", "file_first"):
+        model = _mlp(spec)
+        kernel, bias = model.layers[0].kernel, model.layers[0].bias
+        with weightio.File(path) as f:
+            (lazy,) = [v for p, v in Deferred(f).index.items() if p.rsplit("/", 1)[-1].startswith("kernel")]
+            other = np.full((4, 4096), 7.0, "float32")
+            pairs = [(kernel, other), (bias, np.full(4096, 3.0, "float32")), (kernel, lazy)]
+            if order == "file_first":
+                pairs = pairs[::-1]
+            recorder = Recorder()
+            recorder.pairs = pairs
+            assert recorder.apply(model) == 2
+        assert (to_numpy(bias) == 3.0).all()
+        if order == "file_last":
+            assert to_numpy(kernel).tobytes() == expected.tobytes()
+        else:
+            assert (to_numpy(kernel) == 7.0).all()
+
+
 @pytest.mark.skipif(BACKEND == "numpy", reason="Keras's numpy backend has no trainer")
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_training_after_load(mlp_files, fmt: str) -> None:
