@@ -68,7 +68,18 @@ class NoObjectGraph(Exception):
 # ---------------------------------------------------------------------------------------
 
 
-class _Keras3:
+class _Family:
+    """What both families share: ``Layer`` is that Keras's layer class."""
+
+    Layer: Any
+
+    def describe(self, obj: Any) -> str:
+        if isinstance(obj, self.Layer):
+            return f"{type(obj).__name__} '{obj.name}'"
+        return type(obj).__name__
+
+
+class _Keras3(_Family):
     """Keras 3 objects on any backend: matched by Keras's attribute and variable names."""
 
     strict = True
@@ -97,11 +108,6 @@ class _Keras3:
 
     def path(self, v: Any) -> str:
         return str(v.path)
-
-    def describe(self, obj: Any) -> str:
-        if isinstance(obj, self.Layer):
-            return f"{type(obj).__name__} '{obj.name}'"
-        return type(obj).__name__
 
     def weights(self, obj: Any) -> list[Any]:
         if isinstance(obj, self.Layer):
@@ -165,7 +171,7 @@ class _Keras3:
         recorder.apply(model)
 
 
-class _TfKeras:
+class _TfKeras(_Family):
     """tf-keras objects: TensorFlow's own checkpoint edges (``_trackable_children``)."""
 
     strict = False
@@ -189,11 +195,6 @@ class _TfKeras:
 
     def path(self, v: Any) -> str:
         return str(v.name)
-
-    def describe(self, obj: Any) -> str:
-        if isinstance(obj, self.Layer):
-            return f"{type(obj).__name__} '{obj.name}'"
-        return type(obj).__name__
 
     def weights(self, obj: Any) -> list[Any]:
         if self.is_variable(obj):
