@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "bindings/element_types.h"
+#include "bindings/output_buffers.h"
 #include "hdf5/file.h"
 #include "io/mapped_file.h"
 #include "io/parallel.h"
@@ -343,9 +344,8 @@ class H5File {
     std::map<std::string, py::dtype> dtype_cache;
     unsigned nthreads = threads.is_none() ? default_threads() : threads.cast<unsigned>();
     std::vector<std::exception_ptr> errors;
-    // Pass 1: describe every output. Small outputs share slabs (one allocation instead of
-    // thousands); large ones get arrays of their own so memory is freed per tensor.
-    size_t slab_bytes = 0;
+    // Pass 1: describe every output (where each will live: see OutputBuffers).
+    bindings::OutputBuffers buffers;
     for (size_t i = 0; i < n; ++i) {
       try {
         Job& j = jobs[i];
@@ -393,16 +393,13 @@ class H5File {
             continue;
           }
         }
-        if (j.nbytes < kSlabItemLimit) slab_bytes += align_up(j.nbytes);
+        buffers.plan(j.nbytes);
       } catch (const Error&) {
         rethrow_with_context(std::current_exception(), "'" + std::string(names[i]) + "': ");
       }
     }
-    // Pass 2: create the arrays (views into the slab, or arrays of their own).
-    std::vector<py::ssize_t> slab_shape{static_cast<py::ssize_t>(slab_bytes + 64)};
-    py::array slab(py::dtype("uint8"), slab_shape);
-    std::vector<py::array> temporaries;  // own-array temporaries for the caller's outputs
-    uint8_t* slab_at = align64(static_cast<uint8_t*>(slab.mutable_data()));
+    // Pass 2: create the arrays (see OutputBuffers for where they live).
+    std::vector<py::object> temporaries;  // the memory of temporaries for the caller's outputs
     std::vector<py::object> results;
     results.reserve(n);
     for (size_t i = 0; i < n; ++i) {
@@ -411,20 +408,14 @@ class H5File {
         results.push_back(outs[i]);
         continue;
       }
-      if (j.given != nullptr) results.push_back(outs[i]);
-      if (j.nbytes < kSlabItemLimit) {
-        if (j.given == nullptr) results.push_back(array_over(j.dtype, j.ds->space().dims, slab_at, slab));
-        j.out = slab_at;
-        slab_at += align_up(j.nbytes);
+      bindings::OutputBuffers::Place at = buffers.place(j.nbytes);
+      if (j.given == nullptr) {
+        results.push_back(array_over(j.dtype, j.ds->space().dims, at.data, at.owner));
       } else {
-        // 64-byte aligned, like the slabs: frameworks adopt such buffers without copying.
-        std::vector<py::ssize_t> raw_shape{static_cast<py::ssize_t>(j.nbytes + 64)};
-        py::array raw(py::dtype("uint8"), raw_shape);
-        uint8_t* aligned = align64(static_cast<uint8_t*>(raw.mutable_data()));
-        if (j.given == nullptr) results.push_back(array_over(j.dtype, j.ds->space().dims, aligned, raw));
-        else temporaries.push_back(std::move(raw));
-        j.out = aligned;
+        results.push_back(outs[i]);
+        temporaries.push_back(std::move(at.owner));
       }
+      j.out = at.data;
     }
     auto read_job = [](const Job& j) {
       if (j.reinterpret) {
@@ -485,12 +476,6 @@ class H5File {
     return arr;
   }
 
-  // Outputs smaller than this share slab allocations in read_many.
-  static constexpr size_t kSlabItemLimit = 1u << 16;
-  static size_t align_up(size_t n) { return (n + 63) & ~size_t{63}; }
-  static uint8_t* align64(uint8_t* p) {
-    return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
-  }
 
   static py::dtype cached_dtype(const std::string& typestr, std::map<std::string, py::dtype>& cache) {
     auto it = cache.find(typestr);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bindings/element_types.h"
+#include "bindings/output_buffers.h"
 #include "io/errors.h"
 #include "io/mapped_file.h"
 #include "io/parallel.h"
@@ -39,17 +40,6 @@ py::tuple shape_tuple(const std::vector<int64_t>& dims) {
   py::tuple t(dims.size());
   for (size_t i = 0; i < dims.size(); ++i) t[i] = py::int_(dims[i]);
   return t;
-}
-
-// read_many puts its outputs in shared slabs of up to this many bytes: one allocation per
-// slab instead of one per tensor, and slabs big enough (numpy madvises >= 4 MiB allocations)
-// to be backed by transparent huge pages, so that first touching the new memory costs a few
-// 2 MiB faults instead of one fault per 4 KiB page: with the copy itself, that is the whole
-// cost of a bulk read. A slab's memory is freed once all the arrays in it are.
-constexpr size_t kSlabBytes = size_t{64} << 20;
-size_t align_up(size_t n) { return (n + 63) & ~size_t{63}; }
-uint8_t* align64(uint8_t* p) {
-  return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
 }
 
 class TfBundle {
@@ -171,23 +161,10 @@ class TfBundle {
         check_output(arr, j.entry->shape.dims, dtypes[i]);
       }
     }
-    // Group consecutive outputs into slabs; an output larger than a slab is its own group.
-    std::vector<size_t> group_of(n, SIZE_MAX);
-    std::vector<size_t> group_bytes;
-    for (size_t i = 0; i < n; ++i) {
-      if (!given[i].is_none()) continue;
-      const size_t need = align_up(jobs[i].nbytes);
-      if (group_bytes.empty() || group_bytes.back() + need > kSlabBytes) group_bytes.push_back(0);
-      group_of[i] = group_bytes.size() - 1;
-      group_bytes.back() += need;
-    }
-    std::vector<py::array> slabs;
-    std::vector<uint8_t*> slab_at;
-    for (size_t b : group_bytes) {
-      slabs.emplace_back(py::dtype("uint8"), std::vector<py::ssize_t>{static_cast<py::ssize_t>(b + 64)});
-      // 64-byte aligned outputs: frameworks adopt such buffers without a copy.
-      slab_at.push_back(align64(static_cast<uint8_t*>(slabs.back().mutable_data())));
-    }
+    // Where each new output lives: see OutputBuffers.
+    bindings::OutputBuffers buffers;
+    for (size_t i = 0; i < n; ++i)
+      if (given[i].is_none()) buffers.plan(jobs[i].nbytes);
     py::list results;
     for (size_t i = 0; i < n; ++i) {
       Job& j = jobs[i];
@@ -198,10 +175,9 @@ class TfBundle {
         continue;
       }
       std::vector<py::ssize_t> shape(j.entry->shape.dims.begin(), j.entry->shape.dims.end());
-      const size_t g = group_of[i];
-      j.out = slab_at[g];
-      slab_at[g] += align_up(j.nbytes);
-      results.append(py::array(dtypes[i], shape, std::vector<py::ssize_t>{}, j.out, slabs[g]));
+      bindings::OutputBuffers::Place at = buffers.place(j.nbytes);
+      j.out = at.data;
+      results.append(py::array(dtypes[i], shape, std::vector<py::ssize_t>{}, j.out, at.owner));
     }
     // Largest first, so the last task to start is a small one.
     std::vector<size_t> order(n);
