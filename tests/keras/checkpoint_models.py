@@ -43,6 +43,9 @@ def build(k: Any, case: str, head: int | None = None, **changes: Any) -> Any:
     units = changes.get("units", 4)
     if case == "sequential":
         stack = [k.Input((8, 8, 3)), L.Conv2D(4, 3, name="conv"), L.BatchNormalization(name="bn"), L.Flatten(name="flat")]
+        # A kernel of 72 KiB: large values take their own path on TensorFlow (read into
+        # tensors the variables take over).
+        stack.append(L.Dense(128, name="wide"))
         stack.append(L.Dense(head or 5, name="dense" if head is None else "new_head"))
         if changes.get("extra_layer"):
             stack.append(L.Dense(6, name="extra"))

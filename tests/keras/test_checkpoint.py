@@ -117,7 +117,7 @@ def test_restores_what_tf_keras_restores(ckpts, case: str) -> None:
 def test_slot_variables_and_optimizer_are_reported_not_restored(ckpts) -> None:
     status = wk.load_weights(fresh("sequential"), ckpts["sequential"])
     slots = [k for k in status.optimizer_values if "/.OPTIMIZER_SLOT/" in k]
-    assert len(slots) == 2 * 6  # Adam's m and v for the 6 trainable variables
+    assert len(slots) == 2 * 8  # Adam's m and v for the 8 trainable variables
     assert any(k.startswith("optimizer/") for k in status.optimizer_values)
     assert not any(".OPTIMIZER_SLOT" in k or k.startswith("optimizer/") for _, k in status.loaded)
 
@@ -250,13 +250,17 @@ def test_assignment_map_restores_a_backbone_under_a_new_head(ckpts) -> None:
     status = wk.load_weights(
         model,
         ckpts["sequential"],
-        assignment_map={"layer_with_weights-0": "conv", "layer_with_weights-1": model.get_layer("bn")},
+        assignment_map={
+            "layer_with_weights-0": "conv",
+            "layer_with_weights-1": model.get_layer("bn"),
+            "layer_with_weights-2": "wide",
+        },
     )
-    assert_like_reference(model, reference(ckpts, "sequential"), layers=["conv", "bn"])
+    assert_like_reference(model, reference(ckpts, "sequential"), layers=["conv", "bn", "wide"])
     head_after = [np.array(keras.ops.convert_to_numpy(w)) for w in model.get_layer("new_head").weights]
     assert all(a.tobytes() == b.tobytes() for a, b in zip(head_before, head_after))
-    assert status.variables_assigned == 6
-    assert [k.split("/")[0] for k in status.unused] == ["layer_with_weights-2"] * 2
+    assert status.variables_assigned == 8
+    assert [k.split("/")[0] for k in status.unused] == ["layer_with_weights-3"] * 2
     assert sorted(status.unmatched) == [w.path for w in model.get_layer("new_head").weights][::-1]
 
 
@@ -334,6 +338,31 @@ def test_tf_keras_models_restore_like_tf_keras(ckpts, case: str) -> None:
     assert _tk_values(mine) == _tk_values(theirs)
     assert status.variables_assigned == len(mine.weights) and status.unmatched == []
     status.assert_consumed()
+
+
+@tf_keras_only
+def test_large_values_are_read_into_tensors_the_variables_take_over(ckpts, monkeypatch) -> None:
+    """On TensorFlow a large value (the 144x128 kernel) is read into a new tensor that the
+    variable takes over, without a copy, in Keras 3 and tf-keras models alike."""
+    from weightio.keras import assign
+
+    read_into: list[int] = []
+    original = assign._TensorMemory.__init__
+
+    def spy(self: Any, tensor: Any, dtype: Any) -> None:
+        original(self, tensor, dtype)
+        read_into.append(self.__array_interface__["data"][0])
+
+    monkeypatch.setattr(assign._TensorMemory, "__init__", spy)
+    model = fresh("sequential")
+    wk.load_weights(model, ckpts["sequential"])
+    assert_like_reference(model, reference(ckpts, "sequential"))
+    assert np.from_dlpack(model.get_layer("wide").kernel._value.read_value()).ctypes.data in read_into
+    theirs, mine = _tk_model("sequential"), _tk_model("sequential")
+    theirs.load_weights(ckpts["sequential"]).expect_partial()
+    wk.load_weights(mine, ckpts["sequential"])
+    assert _tk_values(mine) == _tk_values(theirs)
+    assert np.from_dlpack(mine.get_layer("wide").kernel.read_value()).ctypes.data in read_into
 
 
 @tf_keras_only

@@ -661,6 +661,39 @@ def test_torch_parameters_written_in_place(tmp_path: Path, fmt: str) -> None:
         saved_for_backward.backward()
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow variables only")
+@pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
+def test_tensorflow_variables_take_over_the_tensors_read_into(tmp_path: Path, fmt: str, monkeypatch) -> None:
+    """On TensorFlow a large value is read into a new tensor that the variable takes over
+    (no copy): the tf.Variable stays the same object, its memory is now what weightio read
+    into, and a tensor read from it before the load keeps the old value. (A .weights.h5
+    file's values are read this way when a load replays the first one's plan.)"""
+    from weightio.keras import assign
+
+    spec = [("a", 5, True), ("big", 4096, True), ("c", 2, True)]
+    path = save(_mlp(spec), fmt, tmp_path / fmt)
+    ref, mine = _mlp(spec), _mlp(spec)
+    assert keras_load(ref, path).error is None
+    wk.load_weights(mine, path)
+    mine.layers[1].kernel.assign(np.full((5, 4096), 7.0, "float32"))
+    read_into: list[int] = []
+    original = assign._TensorMemory.__init__
+
+    def spy(self: Any, tensor: Any, dtype: Any) -> None:
+        original(self, tensor, dtype)
+        read_into.append(self.__array_interface__["data"][0])
+
+    monkeypatch.setattr(assign._TensorMemory, "__init__", spy)
+    variable = mine.layers[1].kernel._value
+    before = variable.read_value()
+    old = np.array(before)
+    wk.load_weights(mine, path)
+    assert mine.layers[1].kernel._value is variable
+    assert np.from_dlpack(variable.read_value()).ctypes.data in read_into
+    assert np.array_equal(np.asarray(before), old)
+    assert state(mine) == state(ref)
+
+
 def test_legacy_error_messages(mlp_files) -> None:
     """The messages are Keras's own (spot checks; the oracle compares them all)."""
     cases = {

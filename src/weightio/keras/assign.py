@@ -10,6 +10,7 @@ records the pair. If loading raises, nothing was assigned and the model is uncha
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -26,13 +27,15 @@ class Recorder:
     def __init__(self) -> None:
         self.pairs: list[tuple[Any, Any]] = []
 
-    def apply(self, model: Any, meter: Any = None) -> int:
+    def apply(self, model: Any, meter: Any = None, read_into: Any = None, written: list[Any] | None = None) -> int:
         """Performs the recorded assignments; returns how many variables were assigned.
 
         Values still unread (``LazyArray``) are read now, all at once and before anything is
         assigned (so a corrupt chunk changes nothing), into new arrays of each variable's
         dtype, which the variables then adopt without another copy where the backend allows.
-        ``meter`` (a ``progress.Meter``): read in a few batches, telling it after each."""
+        ``meter`` (a ``progress.Meter``): read in a few batches, telling it after each.
+        ``written``: more variables, whose values were read already into ``read_into``'s
+        destinations (a ``TensorFlowDestinations``; checkpoint restores)."""
         from .prefetch import LazyArray, read_lazy
 
         pairs = _last_per_variable(self.pairs)
@@ -41,7 +44,8 @@ class Recorder:
         dtypes = [_numpy_dtype(pairs[i][0]) for i in pending]
         assign = _assigner()
         # Straight into the variables' memory where the backend has a destination for a value
-        # (torch's large Parameters); only in one native call, which writes all or none.
+        # (torch's large Parameters, tensors TensorFlow's variables take over); only in one
+        # native call, which writes all or none.
         destination = getattr(assign, "destination", None)
         outs = None
         if destination is not None and meter is None and len({id(value.source) for value in lazies}) == 1:
@@ -51,15 +55,17 @@ class Recorder:
                 outs = None
         # One parallel read, each value converted to its variable's dtype while reading.
         read_lazy(lazies, dtypes, meter, outs)
-        written = {pending[k] for k, out in enumerate(outs or ()) if out is not None}
+        read = {pending[k] for k, out in enumerate(outs or ()) if out is not None}
         assign([
             (variable, value.materialize() if isinstance(value, LazyArray) else value)
             for i, (variable, value) in enumerate(pairs)
-            if i not in written
+            if i not in read
         ])
-        if written:
-            assign.written([pairs[i][0] for i in sorted(written)])
-        assigned = {id(v) for v, _ in pairs}
+        if read:
+            assign.written([pairs[i][0] for i in sorted(read)])
+        if read_into is not None and written:
+            read_into.written(written)
+        assigned = {id(v) for v, _ in pairs} | {id(v) for v in written or ()}
         # Some layers derive state from their variables when loaded (Normalization,
         # Discretization, lookup layers): redo that now that the values are in place.
         for layer in _all_layers(model):
@@ -98,7 +104,9 @@ def _assigner() -> Any:
     """``assign_all(pairs)``: the fastest correct way to set validated values (each of its
     variable's shape) on this backend's variables, in order.
 
-    numpy: the fresh array becomes the variable's value. TensorFlow: adopted through DLPack.
+    numpy: the fresh array becomes the variable's value. TensorFlow: large values read into
+    tensors the variables take over (``destination``, then ``written``), the others adopted
+    through DLPack.
     JAX: small values packed into one buffer, moved to JAX and split in one operation; large
     ones adopted through DLPack. torch: large values are read straight into the Parameters
     (``destination``, then ``written``), small ones copied in one batch.
@@ -110,7 +118,7 @@ def _assigner() -> Any:
     keras_assign = kv.Variable.assign
     name = backend.backend()
     if name == "tensorflow":
-        return _keras3_tensorflow_assigner(keras_assign)
+        return _TensorFlowAssigner(keras_assign)
     if name == "jax":
         return _jax_assigner(keras_assign)
     if name == "torch":
@@ -219,7 +227,8 @@ class _TorchAssigner:
             _copy_all(targets, sources, self.foreach_copy)
 
 
-# torch: values of at least this size are read straight into their Parameters.
+# torch, TensorFlow: values of at least this size are read straight into the memory their
+# variables will hold.
 _DIRECT_MIN_BYTES = 1 << 16
 
 
@@ -326,20 +335,94 @@ def _adoptable(value: np.ndarray, adopted: set[int]) -> bool:
     )
 
 
-def _keras3_tensorflow_assigner(keras_assign: Any) -> Any:
+class _TensorFlowAssigner:
     """Keras 3 on TensorFlow: each variable's ``tf.Variable`` (``_value``) set through the
-    assign op where that is all ``_direct_assign`` would do; ``_direct_assign`` otherwise."""
+    assign op where that is all ``_direct_assign`` would do (``assign_tensorflow``);
+    ``_direct_assign`` otherwise. Large values are read into tensors the variables take
+    over (``TensorFlowDestinations``)."""
 
-    def assign_all(pairs: list[tuple[Any, Any]]) -> None:
+    def __init__(self, keras_assign: Any) -> None:
+        self.keras_assign = keras_assign
+        self.destinations = TensorFlowDestinations(lambda variable: variable._value)
+        self.written = self.destinations.written
+
+    def destination(self, variable: Any, value: Any, dtype: np.dtype) -> np.ndarray | None:
+        return self.destinations.destination(variable, tuple(value.shape), dtype)
+
+    def __call__(self, pairs: list[tuple[Any, Any]]) -> None:
         assign_tensorflow(
             pairs,
             target=lambda variable: variable._value,
             put=lambda variable, tensor: variable._direct_assign(tensor),
-            fallback=keras_assign,
+            fallback=self.keras_assign,
             dtype_of=_numpy_dtype,
         )
 
-    return assign_all
+
+class TensorFlowDestinations:
+    """Large values read straight into the memory the variables will hold.
+
+    TensorFlow's assign op copies a value into the variable's buffer, unless the value's
+    buffer is TensorFlow's own and nothing else refers to it: then the variable takes the
+    buffer over (TensorFlow's input forwarding). So for a large value (64 KiB and up) of a
+    plain eager CPU ``ResourceVariable`` (``target(variable)``), ``destination`` makes a new
+    uninitialized tensor of the variable's dtype and shape and returns its memory as a
+    writeable numpy array; once the read has filled it, ``written`` assigns the tensors, which
+    the variables take over without a copy. Until then nothing the model sees has changed (a
+    failed read leaves the variables as they were)."""
+
+    def __init__(self, target: Any) -> None:
+        import tensorflow as tf
+        from tensorflow.python.ops import gen_array_ops, gen_resource_variable_ops, resource_variable_ops
+
+        self.target = target
+        self.empty = gen_array_ops.empty
+        self.assign_op = gen_resource_variable_ops.assign_variable_op
+        self.plain = resource_variable_ops.ResourceVariable
+        self.eager = tf.executing_eagerly()
+        self.tensors: dict[int, Any] = {}  # id(variable) -> the tensor read into
+        self.constant = tf.constant
+        self.shapes: dict[tuple[int, ...], Any] = {}  # shape -> as a tensor (the op's fast path needs one)
+
+    def destination(self, variable: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+        """Where to read the value (of ``shape`` and ``dtype``) of ``variable``, or None."""
+        if not self.eager or math.prod(shape) * dtype.itemsize < _DIRECT_MIN_BYTES or dtype.kind not in "fiub":
+            return None
+        resource = self.target(variable)
+        if type(resource) is not self.plain or not resource.device.endswith("CPU:0"):
+            return None
+        if resource.dtype.as_numpy_dtype != dtype or tuple(resource.shape) != shape:
+            return None
+        shape_tensor = self.shapes.get(shape)
+        if shape_tensor is None:
+            shape_tensor = self.shapes[shape] = self.constant(shape, "int32")
+        tensor = self.empty(shape_tensor, resource.dtype, init=False)
+        try:
+            out = np.asarray(_TensorMemory(tensor, dtype))
+        except (TypeError, RuntimeError, BufferError):  # not memory numpy can see
+            return None
+        self.tensors[id(variable)] = tensor
+        return out
+
+    def written(self, variables: list[Any]) -> None:
+        """Assigns the tensors read into (``destination``) to these variables."""
+        for variable in variables:
+            self.assign_op(self.target(variable).handle, self.tensors.pop(id(variable)))
+
+
+class _TensorMemory:
+    """A new TensorFlow tensor's memory as a writeable numpy array (``np.asarray`` of this),
+    which keeps the tensor alive (numpy's own ``from_dlpack`` view is read-only)."""
+
+    def __init__(self, tensor: Any, dtype: np.dtype) -> None:
+        address = np.from_dlpack(tensor).ctypes.data  # that view is dropped at once
+        self.tensor = tensor
+        self.__array_interface__ = {
+            "version": 3,
+            "shape": tuple(tensor.shape),
+            "typestr": dtype.str,
+            "data": (address, False),
+        }
 
 
 def assign_tensorflow_pairs(pairs: list[tuple[Any, np.ndarray]]) -> None:

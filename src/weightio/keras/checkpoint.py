@@ -163,12 +163,21 @@ class _Keras3(_Family):
     def all_layers(self, model: Any) -> Iterable[Any]:
         return model._flatten_layers(include_self=True, recursive=True)
 
-    def assign(self, model: Any, pairs: list[tuple[Any, np.ndarray]]) -> None:
+    def destinations(self) -> Any:
+        from keras.src import backend
+
+        from .assign import TensorFlowDestinations
+
+        if backend.backend() != "tensorflow":
+            return None
+        return TensorFlowDestinations(lambda variable: variable._value)
+
+    def assign(self, model: Any, pairs: list[tuple[Any, np.ndarray]], read_into: Any, written: list[Any]) -> None:
         from .assign import Recorder
 
         recorder = Recorder()
         recorder.pairs = pairs
-        recorder.apply(model)
+        recorder.apply(model, read_into=read_into, written=written)
 
 
 class _TfKeras(_Family):
@@ -221,13 +230,20 @@ class _TfKeras(_Family):
     def all_layers(self, model: Any) -> Iterable[Any]:
         return model._flatten_layers(include_self=True, recursive=True)
 
-    def assign(self, model: Any, pairs: list[tuple[Any, np.ndarray]]) -> None:
+    def destinations(self) -> Any:
+        from .assign import TensorFlowDestinations
+
+        return TensorFlowDestinations(lambda variable: variable) if self.tf.executing_eagerly() else None
+
+    def assign(self, model: Any, pairs: list[tuple[Any, np.ndarray]], read_into: Any, written: list[Any]) -> None:
         from tf_keras.src import backend
 
         from .assign import assign_tensorflow_pairs
 
         if self.tf.executing_eagerly():
             assign_tensorflow_pairs(pairs)  # as batch_set_value does, through the assign op
+            if written:
+                read_into.written(written)
         else:
             backend.batch_set_value(pairs)
 
@@ -495,9 +511,17 @@ def load(
             )
         variables = [v for v, _ in pairs]
         keys = [k for _, k in pairs]
-        # Every value read (in parallel, converted to its variable's dtype) before any is assigned.
-        arrays = reader.read_many(keys, [family.numpy_dtype(v) for v in variables], threads)
-        family.assign(model, list(zip(variables, arrays)))
+        # Every value read (in parallel, converted to its variable's dtype) before any is
+        # assigned; large ones of TensorFlow variables into tensors the variables take over.
+        dtypes = [family.numpy_dtype(v) for v in variables]
+        read_into = family.destinations()
+        outs = None
+        if read_into is not None:
+            outs = [read_into.destination(v, reader.shape(k), d) for v, k, d in zip(variables, keys, dtypes)]
+        arrays = reader.read_many(keys, dtypes, threads, outs=outs)
+        written = [v for v, out in zip(variables, outs or ()) if out is not None]
+        rest = [(v, a) for v, a, out in zip(variables, arrays, outs or [None] * len(arrays)) if out is None]
+        family.assign(model, rest, read_into, written)
 
     training = _training_state_keys(graph)
     loaded = set(keys)
