@@ -861,3 +861,24 @@ def variant_cases(*, native: bool | None = True, oracle: bool | None = True, nam
             continue
         out.extend((v.name, libver) for libver in v.libvers)
     return out
+
+
+# -- damaging a Keras file (all-or-nothing tests) ------------------------------------------
+
+
+def recompress_and_corrupt(path: Path, shape: tuple[int, ...]) -> None:
+    """Rewrites the dataset of ``shape`` in ``path`` as one gzip chunk, then garbles the
+    middle of that chunk: its metadata stays valid, decompressing it fails."""
+    with h5py.File(path, "r+") as f:
+        found: list[str] = []
+        f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) and obj.shape == shape else None)
+        assert len(found) == 1, found
+        data, attrs = f[found[0]][...], dict(f[found[0]].attrs)
+        del f[found[0]]
+        dataset = f.create_dataset(found[0], data=data, chunks=shape, compression="gzip")
+        dataset.attrs.update(attrs)
+        info = dataset.id.get_chunk_info(0)
+        offset, size = info.byte_offset, info.size
+    with open(path, "r+b") as raw:
+        raw.seek(offset + size // 4)
+        raw.write(b"\xff" * (size // 2))

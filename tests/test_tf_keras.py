@@ -25,6 +25,7 @@ import pytest
 import tf_keras  # the test extra installs it: a missing tf-keras fails here, loudly
 
 import weightio.keras as wk
+from fixtures import recompress_and_corrupt
 from weightio.keras import tf_keras as tf_keras_loader
 
 L = tf_keras.layers
@@ -397,3 +398,39 @@ def test_legacy_replay_follows_changes(files, tmp_path: Path, fmt: str) -> None:
         ref.load_weights(str(step))
         wk.load_weights(mine, step)
         assert state(mine) == state(ref)
+
+
+@pytest.mark.parametrize("fmt", ["legacy_h5", "full_model_h5"])
+def test_legacy_replay_reads_large_values_into_the_variables_tensors(tmp_path: Path, fmt: str, monkeypatch) -> None:
+    """A repeated legacy load reads a large value (the 64 KiB kernel) into a new tensor
+    that the variable takes over, no copy; a later load whose file has a chunk that cannot
+    be decompressed fails after that read and leaves the model as it was."""
+    import weightio
+    from weightio.keras import assign
+
+    def wide() -> Any:
+        return tf_keras.Sequential([tf_keras.Input((4,)), L.Dense(4096, name="big"), L.Dense(2, name="c")], name="wide")
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    good = save(randomize(wide(), 1), fmt, tmp_path / "a")
+    bad = save(randomize(wide(), 2), fmt, tmp_path / "b")
+    recompress_and_corrupt(bad, (4096, 2))
+    read_into: list[int] = []
+    original = assign._TensorMemory.__init__
+
+    def spy(self: Any, tensor: Any, dtype: Any) -> None:
+        original(self, tensor, dtype)
+        read_into.append(self.__array_interface__["data"][0])
+
+    monkeypatch.setattr(assign._TensorMemory, "__init__", spy)
+    ref, mine = randomize(wide(), 3), randomize(wide(), 3)
+    ref.load_weights(str(good))
+    wk.load_weights(mine, good)
+    wk.load_weights(mine, good)  # replayed
+    assert state(mine) == state(ref)
+    assert np.from_dlpack(mine.get_layer("big").kernel.read_value()).ctypes.data in read_into
+    before = state(mine)
+    with pytest.raises(weightio.Error):
+        wk.load_weights(mine, bad)
+    assert state(mine) == before

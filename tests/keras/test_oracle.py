@@ -36,6 +36,7 @@ from keras.src.legacy.saving import legacy_h5_format
 from keras.src.saving import saving_api, saving_lib
 
 import models
+from fixtures import recompress_and_corrupt
 import weightio
 import weightio.keras as wk
 from weightio.keras import Format
@@ -607,31 +608,13 @@ def test_all_or_nothing(mlp_files, fmt: str) -> None:
     assert state(mine) == state(fresh)
 
 
-def _recompress_and_corrupt(path: Path, shape: tuple[int, ...]) -> None:
-    """Rewrites the dataset of ``shape`` in ``path`` as one gzip chunk, then garbles the
-    middle of that chunk: its metadata stays valid, decompressing it fails."""
-    with h5py.File(path, "r+") as f:
-        found: list[str] = []
-        f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) and obj.shape == shape else None)
-        assert len(found) == 1, found
-        data, attrs = f[found[0]][...], dict(f[found[0]].attrs)
-        del f[found[0]]
-        dataset = f.create_dataset(found[0], data=data, chunks=shape, compression="gzip")
-        dataset.attrs.update(attrs)
-        info = dataset.id.get_chunk_info(0)
-        offset, size = info.byte_offset, info.size
-    with open(path, "r+b") as raw:
-        raw.seek(offset + size // 4)
-        raw.write(b"\xff" * (size // 2))
-
-
 @pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
 def test_all_or_nothing_when_a_chunk_is_corrupt(tmp_path: Path, fmt: str) -> None:
     """A value that cannot be decompressed fails the load after the large values were read
     (on torch those go straight into the Parameters' memory): the model stays unchanged."""
     spec = [("a", 5, True), ("big", 4096, True), ("c", 2, True)]  # big's kernel: 80 KiB
     path = save(_mlp(spec), fmt, tmp_path / fmt)
-    _recompress_and_corrupt(path, (4096, 2))
+    recompress_and_corrupt(path, (4096, 2))
     mine = _mlp(spec)
     mine.layers[1].kernel.assign(np.full((5, 4096), 7.0, "float32"))
     before = snapshot(mine)

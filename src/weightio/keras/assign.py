@@ -436,6 +436,29 @@ def assign_tensorflow_pairs(pairs: list[tuple[Any, np.ndarray]]) -> None:
     )
 
 
+def read_and_assign_tensorflow(pairs: list[tuple[Any, Any]], meter: Any = None) -> None:
+    """tf-keras, eager: validated (tf.Variable, ``LazyArray`` of its shape) pairs. Reads every
+    value in one parallel native call, converted to its variable's dtype, large ones into
+    tensors the variables take over (``TensorFlowDestinations``), then assigns them all. A
+    failed read assigns nothing. With a progress ``meter``: read in batches, no destinations."""
+    from .prefetch import read_lazy
+
+    pairs = _last_per_variable(pairs)
+    variables = [variable for variable, _ in pairs]
+    lazies = [value for _, value in pairs]
+    dtypes = [np.dtype(variable.dtype.as_numpy_dtype) for variable in variables]
+    read_into = TensorFlowDestinations(lambda variable: variable)
+    outs = None
+    if meter is None:
+        outs = [read_into.destination(v, tuple(lazy.shape), d) for v, lazy, d in zip(variables, lazies, dtypes)]
+    read_lazy(lazies, dtypes, meter, outs)
+    written = [v for v, out in zip(variables, outs or ()) if out is not None]
+    assign_tensorflow_pairs(
+        [(v, lazy.materialize()) for v, lazy, out in zip(variables, lazies, outs or [None] * len(lazies)) if out is None]
+    )
+    read_into.written(written)
+
+
 def assign_tensorflow(
     pairs: list[tuple[Any, Any]], target: Any, put: Any, fallback: Any, dtype_of: Any = None
 ) -> None:
@@ -451,32 +474,69 @@ def assign_tensorflow(
     values that cannot be adopted, or (with ``dtype_of``) are not of ``dtype_of(variable)``,
     go to ``fallback(variable, value)``."""
     import tensorflow as tf
-    from tensorflow.python.ops import gen_resource_variable_ops, resource_variable_ops
+    from tensorflow.python.ops import resource_variable_ops
 
     plain = resource_variable_ops.ResourceVariable
-    assign_op = gen_resource_variable_ops.assign_variable_op
-    from_dlpack = tf.experimental.dlpack.from_dlpack
+    from_capsule, assign_op = _tensorflow_calls()
     eager = tf.executing_eagerly()
+    numpy_dtypes: dict[Any, Any] = {}  # a variable's tf.DType -> its numpy dtype
     adopted: set[int] = set()
     for variable, value in pairs:
+        resource = target(variable)
+        direct = eager and type(resource) is plain
+        if direct:
+            tf_dtype = resource._dtype
+            wanted = numpy_dtypes.get(tf_dtype)
+            if wanted is None:
+                wanted = numpy_dtypes[tf_dtype] = np.dtype(tf_dtype.as_numpy_dtype)
+        else:
+            wanted = None if dtype_of is None else dtype_of(variable)
         if not (
-            isinstance(value, np.ndarray)
-            and (dtype_of is None or value.dtype == dtype_of(variable))
+            type(value) is np.ndarray
+            and (wanted is None or value.dtype == wanted)
             and _adoptable(value, adopted)
         ):
             fallback(variable, value)
             continue
         try:
-            tensor = from_dlpack(value.__dlpack__())
+            tensor = from_capsule(value.__dlpack__())
         except Exception:  # noqa: BLE001 - a dtype DLPack cannot carry (bfloat16...)
             fallback(variable, value)
             continue
         adopted.add(id(value))
-        resource = target(variable)
-        if eager and type(resource) is plain and (resource.dtype is tensor.dtype or resource.dtype == tensor.dtype):
-            assign_op(resource.handle, tensor)
+        if direct:
+            assign_op(resource._handle, tensor)
         else:
             put(variable, tensor)
+
+
+def _tensorflow_calls() -> tuple[Any, Any]:
+    """(capsule -> eager tensor, (resource handle, tensor) -> None): what
+    ``tf.experimental.dlpack.from_dlpack`` and ``assign_variable_op`` come down to in eager
+    mode, without their per-call Python (about 2 us a variable)."""
+    from tensorflow.python import pywrap_tfe
+    from tensorflow.python.eager import context, core
+    from tensorflow.python.framework import ops
+    from tensorflow.python.ops import gen_resource_variable_ops
+
+    ctx = context.context()
+    ctx.ensure_initialized()
+    handle = ctx._handle
+    from_capsule = pywrap_tfe.TFE_FromDlpackCapsule
+    execute = pywrap_tfe.TFE_Py_FastPathExecute
+
+    def tensor_of(capsule: Any) -> Any:
+        return from_capsule(capsule, handle)
+
+    def assign(resource_handle: Any, tensor: Any) -> None:
+        try:
+            execute(ctx, "AssignVariableOp", None, resource_handle, tensor, "validate_shape", False)
+        except core._NotOkStatusException as error:  # as the generated wrapper reports it
+            ops.raise_from_not_ok_status(error, None)
+        except core._FallbackException:
+            gen_resource_variable_ops.assign_variable_op(resource_handle, tensor)
+
+    return tensor_of, assign
 
 
 def _all_layers(model: Any) -> list[Any]:

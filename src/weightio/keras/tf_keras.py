@@ -23,9 +23,9 @@ import numpy as np
 
 from ..file import File, Group
 from . import report
-from .assign import LOAD_LOCK, assign_tensorflow_pairs, patched
+from .assign import LOAD_LOCK, assign_tensorflow_pairs, patched, read_and_assign_tensorflow
 from .formats import WeightSources
-from .prefetch import Prefetched, prefetch_all
+from .prefetch import Deferred, Prefetched, prefetch_all
 
 
 def is_tf_keras_model(model: Any) -> bool:
@@ -57,6 +57,19 @@ def load(
     group: Any = file
     if "layer_names" not in file.attrs and "model_weights" in file:
         group = file["model_weights"]
+    # Every layer, nested ones too (a replay's signature and the finalize_state pass below).
+    flat = list(model._flatten_layers())
+    if not by_name and tf.executing_eagerly() and model in _LEGACY_PLANS:
+        # A repeated load: nothing is read before the plan is checked, then every value at
+        # once, large ones straight into the tensors the variables take over.
+        deferred = Deferred(file, threads)
+        replayed = _legacy_replay(model, group, deferred.index, flat)
+        if replayed is not None:
+            read_and_assign_tensorflow(replayed, meter)
+            for layer in flat:
+                layer.finalize_state()
+            details = report.Details(model, report.compact(replayed, {}), deferred.entries())
+            return len({id(v) for v, _ in replayed}), details
     (prefetched,) = prefetch_all({"": file}, threads, meter).values()
     converted: list[tuple[Any, list[Any]]] = []  # by_name + skip_mismatch: what each layer got
 
@@ -84,9 +97,7 @@ def load(
         replacements["preprocess_weights_for_loading"] = noting
     recorded: list[tuple[Any, Any]] = []
     original = backend.batch_set_value
-    # Every layer, nested ones too (a replay's signature and the finalize_state pass below).
-    flat = list(model._flatten_layers())
-    replayed = None if by_name else _legacy_replay(model, group, prefetched, flat)
+    replayed = None if by_name else _legacy_replay(model, group, prefetched.arrays, flat)
     if replayed is not None:
         recorded = replayed
     else:
@@ -172,7 +183,9 @@ def _legacy_remember(model: Any, group: Any, prefetched: Prefetched, recorded: l
         _LEGACY_PLANS.pop(model, None)
 
 
-def _legacy_replay(model: Any, group: Any, prefetched: Prefetched, flat: list[Any]) -> list[tuple[Any, Any]] | None:
+def _legacy_replay(model: Any, group: Any, values: Any, flat: list[Any]) -> list[tuple[Any, Any]] | None:
+    """The (variable, value) pairs of the model's plan, when it still holds; ``values``:
+    by dataset path (arrays, or ``LazyArray``s)."""
     plan = _LEGACY_PLANS.get(model)
     if plan is None or plan.group != group.name:
         return None
@@ -183,7 +196,7 @@ def _legacy_replay(model: Any, group: Any, prefetched: Prefetched, flat: list[An
         return None
     pairs = []
     for variable, path in plan.steps:
-        value = prefetched.arrays.get(path)
+        value = values.get(path)
         if value is None or tuple(variable.shape) != value.shape:
             return None
         pairs.append((variable, value))
