@@ -400,11 +400,11 @@ def test_legacy_replay_follows_changes(files, tmp_path: Path, fmt: str) -> None:
         assert state(mine) == state(ref)
 
 
-@pytest.mark.parametrize("fmt", ["legacy_h5", "full_model_h5"])
-def test_legacy_replay_reads_large_values_into_the_variables_tensors(tmp_path: Path, fmt: str, monkeypatch) -> None:
-    """A repeated legacy load reads a large value (the 64 KiB kernel) into a new tensor
-    that the variable takes over, no copy; a later load whose file has a chunk that cannot
-    be decompressed fails after that read and leaves the model as it was."""
+@pytest.mark.parametrize("fmt", ["legacy_h5", "full_model_h5", "weights_h5"])
+def test_replay_reads_large_values_into_the_variables_tensors(tmp_path: Path, fmt: str, monkeypatch) -> None:
+    """A repeated load (legacy or v3) reads a large value (the 64 KiB kernel) into a new
+    tensor that the variable takes over, no copy; a later load whose file has a chunk that
+    cannot be decompressed fails after that read and leaves the model as it was."""
     import weightio
     from weightio.keras import assign
 

@@ -437,26 +437,43 @@ def assign_tensorflow_pairs(pairs: list[tuple[Any, np.ndarray]]) -> None:
 
 
 def read_and_assign_tensorflow(pairs: list[tuple[Any, Any]], meter: Any = None) -> None:
-    """tf-keras, eager: validated (tf.Variable, ``LazyArray`` of its shape) pairs. Reads every
-    value in one parallel native call, converted to its variable's dtype, large ones into
-    tensors the variables take over (``TensorFlowDestinations``), then assigns them all. A
-    failed read assigns nothing. With a progress ``meter``: read in batches, no destinations."""
-    from .prefetch import read_lazy
+    """tf-keras, eager: validated (tf.Variable, value of its shape) pairs, values arrays or
+    unread ``LazyArray``s. Reads the unread ones in one parallel native call, converted to
+    their variables' dtypes, large ones into tensors the variables take over
+    (``TensorFlowDestinations``), then assigns every value. A failed read assigns nothing.
+    With a progress ``meter``: read in batches, no destinations."""
+    from .prefetch import LazyArray, read_lazy
 
     pairs = _last_per_variable(pairs)
-    variables = [variable for variable, _ in pairs]
-    lazies = [value for _, value in pairs]
-    dtypes = [np.dtype(variable.dtype.as_numpy_dtype) for variable in variables]
+    pending = [i for i, (_, value) in enumerate(pairs) if isinstance(value, LazyArray) and value._array is None]
+    lazies = [pairs[i][1] for i in pending]
+    dtypes = [_numpy_of_tf(pairs[i][0].dtype) for i in pending]
     read_into = TensorFlowDestinations(lambda variable: variable)
     outs = None
-    if meter is None:
-        outs = [read_into.destination(v, tuple(lazy.shape), d) for v, lazy, d in zip(variables, lazies, dtypes)]
+    if meter is None and len({id(lazy.source) for lazy in lazies}) == 1:
+        outs = [
+            read_into.destination(pairs[i][0], lazy.shape, d) if math.prod(lazy.shape) * d.itemsize >= _DIRECT_MIN_BYTES else None
+            for i, lazy, d in zip(pending, lazies, dtypes)
+        ]
     read_lazy(lazies, dtypes, meter, outs)
-    written = [v for v, out in zip(variables, outs or ()) if out is not None]
-    assign_tensorflow_pairs(
-        [(v, lazy.materialize()) for v, lazy, out in zip(variables, lazies, outs or [None] * len(lazies)) if out is None]
-    )
-    read_into.written(written)
+    read = {pending[k] for k, out in enumerate(outs or ()) if out is not None}
+    assign_tensorflow_pairs([
+        (variable, value.materialize() if isinstance(value, LazyArray) else value)
+        for i, (variable, value) in enumerate(pairs)
+        if i not in read
+    ])
+    read_into.written([pairs[i][0] for i in sorted(read)])
+
+
+def _numpy_of_tf(tf_dtype: Any) -> np.dtype:
+    """The numpy dtype of a TensorFlow dtype (cached)."""
+    found = _TF_NUMPY_DTYPES.get(tf_dtype)
+    if found is None:
+        found = _TF_NUMPY_DTYPES[tf_dtype] = np.dtype(tf_dtype.as_numpy_dtype)
+    return found
+
+
+_TF_NUMPY_DTYPES: dict[Any, np.dtype] = {}
 
 
 def assign_tensorflow(
@@ -479,16 +496,12 @@ def assign_tensorflow(
     plain = resource_variable_ops.ResourceVariable
     from_capsule, assign_op = _tensorflow_calls()
     eager = tf.executing_eagerly()
-    numpy_dtypes: dict[Any, Any] = {}  # a variable's tf.DType -> its numpy dtype
     adopted: set[int] = set()
     for variable, value in pairs:
         resource = target(variable)
         direct = eager and type(resource) is plain
         if direct:
-            tf_dtype = resource._dtype
-            wanted = numpy_dtypes.get(tf_dtype)
-            if wanted is None:
-                wanted = numpy_dtypes[tf_dtype] = np.dtype(tf_dtype.as_numpy_dtype)
+            wanted = _numpy_of_tf(resource._dtype)
         else:
             wanted = None if dtype_of is None else dtype_of(variable)
         if not (

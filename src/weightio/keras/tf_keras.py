@@ -25,7 +25,7 @@ from ..file import File, Group
 from . import report
 from .assign import LOAD_LOCK, assign_tensorflow_pairs, patched, read_and_assign_tensorflow
 from .formats import WeightSources
-from .prefetch import Deferred, Prefetched, prefetch_all
+from .prefetch import Deferred, LazyArray, Prefetched, prefetch_all
 
 
 def is_tf_keras_model(model: Any) -> bool:
@@ -144,7 +144,7 @@ class _Plan(NamedTuple):
     """What a successful load did, for replaying it (see ``_signature``)."""
 
     signature: tuple[Any, ...]
-    steps: list[tuple[Any, str]]  # legacy: (variable, dataset path); v3: (object, store path)
+    steps: list[Any]  # legacy: (variable, dataset path, shape); v3: (object, store path)
     group: str | None = None  # legacy: the weights group and its layout
     layout: Any = None
 
@@ -176,9 +176,10 @@ def _legacy_remember(model: Any, group: Any, prefetched: Prefetched, recorded: l
         if path is None:  # converted by tf-keras, or read another way: no plan
             _LEGACY_PLANS.pop(model, None)
             return
-        steps.append((variable, path))
+        # (A tf.Variable's shape is fixed when it is made: ``shape`` returns the same.)
+        steps.append((variable, path, tuple(variable.shape)))
     try:
-        _LEGACY_PLANS[model] = _Plan(_signature(model), steps, group.name, _legacy_layout(group))
+        _LEGACY_PLANS[model] = _Plan(_signature(model, metrics=False), steps, group.name, _legacy_layout(group))
     except Exception:  # noqa: BLE001 - no plan: the next load runs tf-keras's loader
         _LEGACY_PLANS.pop(model, None)
 
@@ -190,14 +191,14 @@ def _legacy_replay(model: Any, group: Any, values: Any, flat: list[Any]) -> list
     if plan is None or plan.group != group.name:
         return None
     try:
-        if plan.signature != _signature(model, flat) or plan.layout != _legacy_layout(group):
+        if plan.signature != _signature(model, flat, metrics=False) or plan.layout != _legacy_layout(group):
             return None
     except Exception:  # noqa: BLE001 - tf-keras's loader meets the same problem and reports it
         return None
     pairs = []
-    for variable, path in plan.steps:
+    for variable, path, shape in plan.steps:
         value = values.get(path)
-        if value is None or tuple(variable.shape) != value.shape:
+        if value is None or value.shape != shape:
             return None
         pairs.append((variable, value))
     return pairs
@@ -225,13 +226,17 @@ def _by_name_skips(group: Any, model: Any, converted: list[tuple[Any, list[Any]]
     return out
 
 
-def _lookup(prefetched: Prefetched, group: Group, name: str) -> Any:
+def _lookup(source: Prefetched | Deferred, group: Group, name: str, lazy_ok: bool = False) -> Any:
+    """The value of ``group/name``: read already (``Prefetched``), or (``Deferred``) a
+    ``LazyArray`` where ``lazy_ok``, else read now; datasets neither holds are read one by one."""
     path = f"{group.name.rstrip('/')}/{name}"
-    array = prefetched.arrays.get(path)
-    if array is None:
-        array = np.asarray(group[name])
-        prefetched.origins[id(array)] = (path,)
-    return array
+    value = (source.arrays if isinstance(source, Prefetched) else source.index).get(path)
+    if value is None:
+        value = np.asarray(group[name])
+        source.origins[id(value)] = (path,)
+    elif isinstance(value, LazyArray) and not lazy_ok:
+        value = value.materialize()
+    return value
 
 
 # -- tf-keras's own v3 format: .weights.h5 and .keras ---------------------------------------
@@ -261,22 +266,31 @@ def load_v3(
     from tf_keras.src.saving import saving_lib
 
     (file,) = sources.files.values()
-    (prefetched,) = prefetch_all({"": file}, threads, meter).values()
-    store = _Store(prefetched)
     plain = {base_layer.Layer.load_own_variables, optimizer.Optimizer.load_own_variables}
     recorded: list[tuple[Any, Any]] = []
     plan = _PLANS.get(model) if not skip_mismatch else None
     steps: list[tuple[Any, str]] | None = None
-    if plan is not None and plan.signature == _signature(model):
+    source: Prefetched | Deferred
+    if plan is not None and plan.signature == _signature(model) and tf.executing_eagerly():
+        # A repeated load: objects that only assign get their values unread (LazyArray);
+        # then every value is read at once, large ones into the tensors the variables take
+        # over, before anything is assigned.
+        source = Deferred(file, threads)
+        store = _Store(source)
         try:
             with _recording_tf_assign(recorded):
                 for trackable, inner_path in plan.steps:
+                    store.lazy_ok = getattr(type(trackable), "load_own_variables", None) in plain
                     trackable.load_own_variables(store.get(inner_path))
+            store.lazy_ok = False
+            read_and_assign_tensorflow(recorded, meter)
             steps = plan.steps
         except Exception:  # noqa: BLE001 - the full traversal below reports it exactly
             recorded.clear()
     if steps is None:
         steps = []
+        (source,) = prefetch_all({"": file}, threads, meter).values()
+        store = _Store(source)
         original_load_state = saving_lib._load_state
 
         def observed(trackable: Any, weights_store: Any, *args: Any, **kwargs: Any) -> Any:
@@ -296,14 +310,14 @@ def load_v3(
             )
         if not skip_mismatch:
             _PLANS[model] = _Plan(_signature(model), steps)
-    if tf.executing_eagerly():
-        assign_tensorflow_pairs(recorded)
-    else:
-        backend.batch_set_value(recorded)
+        if tf.executing_eagerly():
+            assign_tensorflow_pairs(recorded)
+        else:
+            backend.batch_set_value(recorded)
     for trackable, inner_path in steps:
         if getattr(type(trackable), "load_own_variables", None) not in plain:
             trackable.load_own_variables(store.get(inner_path))
-    details = report.Details(model, report.compact(recorded, prefetched.origin_map()), prefetched.entries())
+    details = report.Details(model, report.compact(recorded, source.origin_map()), source.entries())
     return len({id(v) for v, _ in recorded}), details
 
 
@@ -311,36 +325,38 @@ def load_v3(
 _PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
 
 
-def _signature(model: Any, flat: list[Any] | None = None) -> tuple[Any, ...]:
+def _signature(model: Any, flat: list[Any] | None = None, metrics: bool = True) -> tuple[Any, ...]:
     """What a remembered plan (v3 or legacy) relies on: the identity of every layer,
-    variable, metric and of the optimizer, and the trainable flags (a legacy file's values
-    go to each layer's trainable weights first). ``flat``: the model's layers as
-    ``model._flatten_layers()`` lists them, when the caller has them already."""
+    variable, metric (v3 files hold metrics' variables; legacy files do not, and
+    ``model.metrics`` walks the model again) and of the optimizer, and the trainable flags
+    (a legacy file's values go to each layer's trainable weights first). ``flat``: the
+    model's layers as ``model._flatten_layers()`` lists them, when the caller has them."""
     if flat is None:
         flat = list(model._flatten_layers(include_self=True, recursive=True))
     layers = tuple((id(layer), bool(layer.trainable)) for layer in flat)
     # Each layer's own variable lists (``model.variables`` would walk the model again).
     variables = tuple((id(v), bool(v.trainable)) for layer in flat for v in (*layer._trainable_weights, *layer._non_trainable_weights))
-    metrics = tuple(id(m) for m in getattr(model, "metrics", ()))
-    return (layers, variables, metrics, id(getattr(model, "optimizer", None)))
+    metric_ids = tuple(id(m) for m in getattr(model, "metrics", ())) if metrics else ()
+    return (layers, variables, metric_ids, id(getattr(model, "optimizer", None)))
 
 
 class _Store:
     """What tf-keras's ``H5IOStore`` gives ``_load_state`` in read mode: ``get(path)`` is
     the ``<path>/vars`` group (as a dict of arrays), or ``{}`` where there is none."""
 
-    def __init__(self, prefetched: Prefetched) -> None:
-        self.prefetched = prefetched
+    def __init__(self, source: Prefetched | Deferred) -> None:
+        self.source = source
+        self.lazy_ok = False  # whether values may be handed out unread (see _lookup)
 
     def __bool__(self) -> bool:
         return True
 
     def get(self, path: str) -> Any:
-        root = self.prefetched.file
+        root = self.source.file
         if not path:
-            return _Vars(self.prefetched, root["vars"])
+            return _Vars(self, root["vars"])
         if path in root and "vars" in root[path]:
-            return _Vars(self.prefetched, root[path]["vars"])
+            return _Vars(self, root[path]["vars"])
         return {}
 
     def close(self) -> None:
@@ -350,8 +366,8 @@ class _Store:
 class _Vars:
     """One ``vars`` group as tf-keras's layers read it: ``keys()``, ``len()``, ``store["0"]``."""
 
-    def __init__(self, prefetched: Prefetched, group: Group) -> None:
-        self.prefetched = prefetched
+    def __init__(self, store: _Store, group: Group) -> None:
+        self.store = store
         self.group = group
 
     def keys(self) -> Any:
@@ -364,7 +380,7 @@ class _Vars:
         return key in self.group
 
     def __getitem__(self, key: str) -> Any:
-        return _lookup(self.prefetched, self.group, key)
+        return _lookup(self.store.source, self.group, key, self.store.lazy_ok)
 
 
 @contextlib.contextmanager
@@ -384,6 +400,9 @@ def _recording_tf_assign(recorded: list[tuple[Any, Any]]) -> Iterator[None]:
             shape = tuple(getattr(value, "shape", np.shape(value)))
             if not self.shape.is_compatible_with(shape):
                 return original(self, value, use_locking, name, read_value)  # raises TensorFlow's error
+            if isinstance(value, LazyArray):  # read (converted to the variable's dtype) later
+                recorded.append((self, value))
+                return self if read_value else None
             try:
                 converted = np.asarray(value, dtype=self.dtype.as_numpy_dtype)
             except (TypeError, ValueError):
