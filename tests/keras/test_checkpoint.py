@@ -340,6 +340,30 @@ def test_tf_keras_models_restore_like_tf_keras(ckpts, case: str) -> None:
     status.assert_consumed()
 
 
+@pytest.mark.skipif(BACKEND != "torch", reason="torch Parameters only")
+def test_torch_large_values_are_read_into_the_parameters(ckpts, monkeypatch) -> None:
+    """On torch a large value (the 144x128 kernel) is read straight into its Parameter's
+    memory: the same Parameter over the same memory, autograd told of the write."""
+    from weightio.keras import assign
+
+    written: list[Any] = []
+    original = assign._TorchAssigner.written
+
+    def spy(self: Any, variables: list[Any]) -> None:
+        written.extend(variables)
+        original(self, variables)
+
+    monkeypatch.setattr(assign._TorchAssigner, "written", spy)
+    model = fresh("sequential")
+    kernel = model.get_layer("wide").kernel.value
+    pointer, version = kernel.data_ptr(), kernel._version
+    wk.load_weights(model, ckpts["sequential"])
+    assert [v.path for v in written] == [model.get_layer("wide").kernel.path]
+    assert model.get_layer("wide").kernel.value is kernel and kernel.data_ptr() == pointer
+    assert kernel._version > version
+    assert_like_reference(model, reference(ckpts, "sequential"))
+
+
 @tf_keras_only
 def test_large_values_are_read_into_tensors_the_variables_take_over(ckpts, monkeypatch) -> None:
     """On TensorFlow a large value (the 144x128 kernel) is read into a new tensor that the

@@ -49,7 +49,7 @@ class Recorder:
         destination = getattr(assign, "destination", None)
         outs = None
         if destination is not None and meter is None and len({id(value.source) for value in lazies}) == 1:
-            outs = [destination(pairs[i][0], value, dtype) for i, value, dtype in zip(pending, lazies, dtypes)]
+            outs = [destination(pairs[i][0], value.shape, dtype) for i, value, dtype in zip(pending, lazies, dtypes)]
             given = [out.ctypes.data for out in outs if out is not None]
             if not given or len(set(given)) != len(given):  # none, or variables sharing memory
                 outs = None
@@ -183,13 +183,13 @@ class _TorchAssigner:
             and target.device.type != "meta"
         )
 
-    def destination(self, variable: Any, value: Any, dtype: np.dtype) -> np.ndarray | None:
-        """The Parameter's own memory as a numpy array, for a large value of a plain CPU
-        variable of a dtype numpy and torch share; None otherwise."""
-        if value.size * dtype.itemsize < _DIRECT_MIN_BYTES or dtype.kind not in "fiub" or not self._plain(variable):
+    def destination(self, variable: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+        """The Parameter's own memory as a numpy array, for a large value (of ``shape`` and
+        ``dtype``) of a plain CPU variable of a dtype numpy and torch share; None otherwise."""
+        if math.prod(shape) * dtype.itemsize < _DIRECT_MIN_BYTES or dtype.kind not in "fiub" or not self._plain(variable):
             return None
         target = variable._value
-        if target.device.type != "cpu" or not target.is_contiguous() or tuple(target.shape) != tuple(value.shape):
+        if target.device.type != "cpu" or not target.is_contiguous() or tuple(target.shape) != tuple(shape):
             return None
         try:
             out = target.detach().numpy()
@@ -344,10 +344,8 @@ class _TensorFlowAssigner:
     def __init__(self, keras_assign: Any) -> None:
         self.keras_assign = keras_assign
         self.destinations = TensorFlowDestinations(lambda variable: variable._value)
+        self.destination = self.destinations.destination
         self.written = self.destinations.written
-
-    def destination(self, variable: Any, value: Any, dtype: np.dtype) -> np.ndarray | None:
-        return self.destinations.destination(variable, tuple(value.shape), dtype)
 
     def __call__(self, pairs: list[tuple[Any, Any]]) -> None:
         assign_tensorflow(

@@ -164,13 +164,10 @@ class _Keras3(_Family):
         return model._flatten_layers(include_self=True, recursive=True)
 
     def destinations(self) -> Any:
-        from keras.src import backend
+        from .assign import _assigner
 
-        from .assign import TensorFlowDestinations
-
-        if backend.backend() != "tensorflow":
-            return None
-        return TensorFlowDestinations(lambda variable: variable._value)
+        assigner = _assigner()  # torch's and TensorFlow's have destinations
+        return assigner if hasattr(assigner, "destination") else None
 
     def assign(self, model: Any, pairs: list[tuple[Any, np.ndarray]], read_into: Any, written: list[Any]) -> None:
         from .assign import Recorder
@@ -512,12 +509,18 @@ def load(
         variables = [v for v, _ in pairs]
         keys = [k for _, k in pairs]
         # Every value read (in parallel, converted to its variable's dtype) before any is
-        # assigned; large ones of TensorFlow variables into tensors the variables take over.
+        # assigned; large ones straight into their destinations where the backend has them
+        # (torch: the Parameters' memory; TensorFlow: tensors the variables take over). The
+        # one native call checks everything before it writes, and this reader verifies no
+        # checksums, so nothing can fail once writing has begun.
         dtypes = [family.numpy_dtype(v) for v in variables]
         read_into = family.destinations()
         outs = None
         if read_into is not None:
-            outs = [read_into.destination(v, reader.shape(k), d) for v, k, d in zip(variables, keys, dtypes)]
+            outs = [read_into.destination(v, tuple(reader.shape(k)), d) for v, k, d in zip(variables, keys, dtypes)]
+            given = [out.ctypes.data for out in outs if out is not None]
+            if len(set(given)) != len(given):  # variables sharing memory
+                outs = None
         arrays = reader.read_many(keys, dtypes, threads, outs=outs)
         written = [v for v, out in zip(variables, outs or ()) if out is not None]
         rest = [(v, a) for v, a, out in zip(variables, arrays, outs or [None] * len(arrays)) if out is None]
