@@ -25,6 +25,7 @@ import pytest
 import tf_keras  # the test extra installs it: a missing tf-keras fails here, loudly
 
 import weightio.keras as wk
+from keras_spies import tensorflow_read_into
 from fixtures import recompress_and_corrupt
 from weightio.keras import tf_keras as tf_keras_loader
 
@@ -406,7 +407,6 @@ def test_replay_reads_large_values_into_the_variables_tensors(tmp_path: Path, fm
     tensor that the variable takes over, no copy; a later load whose file has a chunk that
     cannot be decompressed fails after that read and leaves the model as it was."""
     import weightio
-    from weightio.keras import assign
 
     def wide() -> Any:
         return tf_keras.Sequential([tf_keras.Input((4,)), L.Dense(4096, name="big"), L.Dense(2, name="c")], name="wide")
@@ -416,14 +416,7 @@ def test_replay_reads_large_values_into_the_variables_tensors(tmp_path: Path, fm
     good = save(randomize(wide(), 1), fmt, tmp_path / "a")
     bad = save(randomize(wide(), 2), fmt, tmp_path / "b")
     recompress_and_corrupt(bad, (4096, 2))
-    read_into: list[int] = []
-    original = assign._TensorMemory.__init__
-
-    def spy(self: Any, tensor: Any, dtype: Any) -> None:
-        original(self, tensor, dtype)
-        read_into.append(self.__array_interface__["data"][0])
-
-    monkeypatch.setattr(assign._TensorMemory, "__init__", spy)
+    read_into = tensorflow_read_into(monkeypatch)
     ref, mine = randomize(wide(), 3), randomize(wide(), 3)
     ref.load_weights(str(good))
     wk.load_weights(mine, good)

@@ -31,6 +31,7 @@ import numpy as np
 import pytest
 
 import checkpoint_models as cm
+from keras_spies import tensorflow_read_into
 import weightio
 import weightio.keras as wk
 from weightio.keras import CheckpointLoadStatus, Format
@@ -368,16 +369,7 @@ def test_torch_large_values_are_read_into_the_parameters(ckpts, monkeypatch) -> 
 def test_large_values_are_read_into_tensors_the_variables_take_over(ckpts, monkeypatch) -> None:
     """On TensorFlow a large value (the 144x128 kernel) is read into a new tensor that the
     variable takes over, without a copy, in Keras 3 and tf-keras models alike."""
-    from weightio.keras import assign
-
-    read_into: list[int] = []
-    original = assign._TensorMemory.__init__
-
-    def spy(self: Any, tensor: Any, dtype: Any) -> None:
-        original(self, tensor, dtype)
-        read_into.append(self.__array_interface__["data"][0])
-
-    monkeypatch.setattr(assign._TensorMemory, "__init__", spy)
+    read_into = tensorflow_read_into(monkeypatch)
     model = fresh("sequential")
     wk.load_weights(model, ckpts["sequential"])
     assert_like_reference(model, reference(ckpts, "sequential"))

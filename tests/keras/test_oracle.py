@@ -36,6 +36,7 @@ from keras.src.legacy.saving import legacy_h5_format
 from keras.src.saving import saving_api, saving_lib
 
 import models
+from keras_spies import tensorflow_read_into
 from fixtures import recompress_and_corrupt
 import weightio
 import weightio.keras as wk
@@ -651,22 +652,13 @@ def test_tensorflow_variables_take_over_the_tensors_read_into(tmp_path: Path, fm
     (no copy): the tf.Variable stays the same object, its memory is now what weightio read
     into, and a tensor read from it before the load keeps the old value. (A .weights.h5
     file's values are read this way when a load replays the first one's plan.)"""
-    from weightio.keras import assign
-
     spec = [("a", 5, True), ("big", 4096, True), ("c", 2, True)]
     path = save(_mlp(spec), fmt, tmp_path / fmt)
     ref, mine = _mlp(spec), _mlp(spec)
     assert keras_load(ref, path).error is None
     wk.load_weights(mine, path)
     mine.layers[1].kernel.assign(np.full((5, 4096), 7.0, "float32"))
-    read_into: list[int] = []
-    original = assign._TensorMemory.__init__
-
-    def spy(self: Any, tensor: Any, dtype: Any) -> None:
-        original(self, tensor, dtype)
-        read_into.append(self.__array_interface__["data"][0])
-
-    monkeypatch.setattr(assign._TensorMemory, "__init__", spy)
+    read_into = tensorflow_read_into(monkeypatch)
     variable = mine.layers[1].kernel._value
     before = variable.read_value()
     old = np.array(before)

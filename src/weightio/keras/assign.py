@@ -32,37 +32,14 @@ class Recorder:
 
         Values still unread (``LazyArray``) are read now, all at once and before anything is
         assigned (so a corrupt chunk changes nothing), into new arrays of each variable's
-        dtype, which the variables then adopt without another copy where the backend allows.
+        dtype, which the variables then adopt without another copy where the backend allows,
+        or straight into the backend's destinations (see ``_read_and_assign``).
         ``meter`` (a ``progress.Meter``): read in a few batches, telling it after each.
         ``written``: more variables, whose values were read already into ``read_into``'s
-        destinations (a ``TensorFlowDestinations``; checkpoint restores)."""
-        from .prefetch import LazyArray, read_lazy
-
+        destinations (checkpoint restores: the backend's assigner)."""
         pairs = _last_per_variable(self.pairs)
-        pending = [i for i, (_, value) in enumerate(pairs) if isinstance(value, LazyArray) and value._array is None]
-        lazies = [pairs[i][1] for i in pending]
-        dtypes = [_numpy_dtype(pairs[i][0]) for i in pending]
         assign = _assigner()
-        # Straight into the variables' memory where the backend has a destination for a value
-        # (torch's large Parameters, tensors TensorFlow's variables take over); only in one
-        # native call, which writes all or none.
-        destination = getattr(assign, "destination", None)
-        outs = None
-        if destination is not None and meter is None and len({id(value.source) for value in lazies}) == 1:
-            outs = [destination(pairs[i][0], value.shape, dtype) for i, value, dtype in zip(pending, lazies, dtypes)]
-            given = [out.ctypes.data for out in outs if out is not None]
-            if not given or len(set(given)) != len(given):  # none, or variables sharing memory
-                outs = None
-        # One parallel read, each value converted to its variable's dtype while reading.
-        read_lazy(lazies, dtypes, meter, outs)
-        read = {pending[k] for k, out in enumerate(outs or ()) if out is not None}
-        assign([
-            (variable, value.materialize() if isinstance(value, LazyArray) else value)
-            for i, (variable, value) in enumerate(pairs)
-            if i not in read
-        ])
-        if read:
-            assign.written([pairs[i][0] for i in sorted(read)])
+        _read_and_assign(pairs, _numpy_dtype, getattr(assign, "destination", None), assign, getattr(assign, "written", None), meter)
         if read_into is not None and written:
             read_into.written(written)
         assigned = {id(v) for v, _ in pairs} | {id(v) for v in written or ()}
@@ -434,33 +411,53 @@ def assign_tensorflow_pairs(pairs: list[tuple[Any, np.ndarray]]) -> None:
     )
 
 
-def read_and_assign_tensorflow(pairs: list[tuple[Any, Any]], meter: Any = None) -> None:
-    """tf-keras, eager: validated (tf.Variable, value of its shape) pairs, values arrays or
-    unread ``LazyArray``s. Reads the unread ones in one parallel native call, converted to
-    their variables' dtypes, large ones into tensors the variables take over
-    (``TensorFlowDestinations``), then assigns every value. A failed read assigns nothing.
-    With a progress ``meter``: read in batches, no destinations."""
+def _read_and_assign(
+    pairs: list[tuple[Any, Any]], dtype_of: Any, destination: Any, assign_all: Any, written: Any, meter: Any
+) -> None:
+    """Reads the values of ``pairs`` still unread (``LazyArray``) in one parallel native call,
+    each converted to ``dtype_of(variable)``, then assigns every pair with ``assign_all``.
+
+    ``destination(variable, shape, dtype)``, where given, says where to read a value instead
+    of a new array (the variable's own memory, or memory it will take over), or None; the
+    variables read that way are passed to ``written`` instead of ``assign_all``. Only without
+    a progress ``meter`` and from one file: the one native call writes all or, on failure,
+    none (nothing is assigned then)."""
     from .prefetch import LazyArray, read_lazy
 
-    pairs = _last_per_variable(pairs)
     pending = [i for i, (_, value) in enumerate(pairs) if isinstance(value, LazyArray) and value._array is None]
     lazies = [pairs[i][1] for i in pending]
-    dtypes = [_numpy_of_tf(pairs[i][0].dtype) for i in pending]
-    read_into = TensorFlowDestinations(lambda variable: variable)
+    dtypes = [dtype_of(pairs[i][0]) for i in pending]
     outs = None
-    if meter is None and len({id(lazy.source) for lazy in lazies}) == 1:
-        outs = [
-            read_into.destination(pairs[i][0], lazy.shape, d) if math.prod(lazy.shape) * d.itemsize >= _DIRECT_MIN_BYTES else None
-            for i, lazy, d in zip(pending, lazies, dtypes)
-        ]
+    if destination is not None and meter is None and len({id(value.source) for value in lazies}) == 1:
+        outs = [destination(pairs[i][0], value.shape, dtype) for i, value, dtype in zip(pending, lazies, dtypes)]
+        given = [out.ctypes.data for out in outs if out is not None]
+        if not given or len(set(given)) != len(given):  # none, or variables sharing memory
+            outs = None
     read_lazy(lazies, dtypes, meter, outs)
     read = {pending[k] for k, out in enumerate(outs or ()) if out is not None}
-    assign_tensorflow_pairs([
+    assign_all([
         (variable, value.materialize() if isinstance(value, LazyArray) else value)
         for i, (variable, value) in enumerate(pairs)
         if i not in read
     ])
-    read_into.written([pairs[i][0] for i in sorted(read)])
+    if read:
+        written([pairs[i][0] for i in sorted(read)])
+
+
+def read_and_assign_tensorflow(pairs: list[tuple[Any, Any]], meter: Any = None) -> None:
+    """tf-keras, eager: validated (tf.Variable, value of its shape) pairs, values arrays or
+    unread ``LazyArray``s, read and assigned by ``_read_and_assign``: large values into
+    tensors the variables take over (``TensorFlowDestinations``), the rest as
+    ``assign_tensorflow_pairs`` does."""
+    read_into = TensorFlowDestinations(lambda variable: variable)
+    _read_and_assign(
+        _last_per_variable(pairs),
+        lambda variable: _numpy_of_tf(variable.dtype),
+        read_into.destination,
+        assign_tensorflow_pairs,
+        read_into.written,
+        meter,
+    )
 
 
 def _numpy_of_tf(tf_dtype: Any) -> np.dtype:

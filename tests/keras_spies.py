@@ -1,0 +1,21 @@
+"""What tests watch inside ``weightio.keras`` (shared by the Keras 3 and tf-keras tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def tensorflow_read_into(monkeypatch: Any) -> list[int]:
+    """For the rest of the test: the address of every new TensorFlow tensor that weightio
+    reads a large value into (which the variable then takes over), in order."""
+    from weightio.keras import assign
+
+    addresses: list[int] = []
+    original = assign._TensorMemory.__init__
+
+    def spy(self: Any, tensor: Any, dtype: Any) -> None:
+        original(self, tensor, dtype)
+        addresses.append(self.__array_interface__["data"][0])
+
+    monkeypatch.setattr(assign._TensorMemory, "__init__", spy)
+    return addresses
