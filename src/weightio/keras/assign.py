@@ -348,11 +348,11 @@ class TensorFlowDestinations:
 
     def __init__(self, target: Any) -> None:
         import tensorflow as tf
-        from tensorflow.python.ops import gen_array_ops, gen_resource_variable_ops, resource_variable_ops
+        from tensorflow.python.ops import gen_array_ops, resource_variable_ops
 
         self.target = target
         self.empty = gen_array_ops.empty
-        self.assign_op = gen_resource_variable_ops.assign_variable_op
+        _, self.assign_op = _tensorflow_calls()
         self.plain = resource_variable_ops.ResourceVariable
         self.eager = tf.executing_eagerly()
         self.tensors: dict[int, Any] = {}  # id(variable) -> the tensor read into
@@ -366,7 +366,7 @@ class TensorFlowDestinations:
         resource = self.target(variable)
         if type(resource) is not self.plain or not resource.device.endswith("CPU:0"):
             return None
-        if resource.dtype.as_numpy_dtype != dtype or tuple(resource.shape) != shape:
+        if _numpy_of_tf(resource._dtype) != dtype or tuple(resource.shape) != shape:
             return None
         shape_tensor = self.shapes.get(shape)
         if shape_tensor is None:
@@ -382,7 +382,7 @@ class TensorFlowDestinations:
     def written(self, variables: list[Any]) -> None:
         """Assigns the tensors read into (``destination``) to these variables."""
         for variable in variables:
-            self.assign_op(self.target(variable).handle, self.tensors.pop(id(variable)))
+            self.assign_op(self.target(variable)._handle, self.tensors.pop(id(variable)))
 
 
 class _TensorMemory:
