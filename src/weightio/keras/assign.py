@@ -429,10 +429,7 @@ def _read_and_assign(
     dtypes = [dtype_of(pairs[i][0]) for i in pending]
     outs = None
     if destination is not None and meter is None and len({id(value.source) for value in lazies}) == 1:
-        outs = [destination(pairs[i][0], value.shape, dtype) for i, value, dtype in zip(pending, lazies, dtypes)]
-        given = [out.ctypes.data for out in outs if out is not None]
-        if not given or len(set(given)) != len(given):  # none, or variables sharing memory
-            outs = None
+        outs = usable_destinations([destination(pairs[i][0], value.shape, dtype) for i, value, dtype in zip(pending, lazies, dtypes)])
     read_lazy(lazies, dtypes, meter, outs)
     read = {pending[k] for k, out in enumerate(outs or ()) if out is not None}
     assign_all([
@@ -442,6 +439,13 @@ def _read_and_assign(
     ])
     if read:
         written([pairs[i][0] for i in sorted(read)])
+
+
+def usable_destinations(outs: list[Any]) -> list[Any] | None:
+    """``outs`` (destinations or None, one per value) if some were given and no two share
+    memory (variables sharing a buffer are then read the ordinary way); None otherwise."""
+    given = [out.ctypes.data for out in outs if out is not None]
+    return outs if given and len(set(given)) == len(given) else None
 
 
 def read_and_assign_tensorflow(pairs: list[tuple[Any, Any]], meter: Any = None) -> None:

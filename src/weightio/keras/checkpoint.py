@@ -38,6 +38,7 @@ import numpy as np
 
 from .. import tf as wtf
 from ..file import _gc_paused
+from .assign import usable_destinations
 from .formats import Format
 from .report import CheckpointLoadStatus, Listed
 
@@ -517,10 +518,9 @@ def load(
         read_into = family.destinations()
         outs = None
         if read_into is not None:
-            outs = [read_into.destination(v, tuple(reader.shape(k)), d) for v, k, d in zip(variables, keys, dtypes)]
-            given = [out.ctypes.data for out in outs if out is not None]
-            if len(set(given)) != len(given):  # variables sharing memory
-                outs = None
+            outs = usable_destinations(
+                [read_into.destination(v, tuple(reader.shape(k)), d) for v, k, d in zip(variables, keys, dtypes)]
+            )
         arrays = reader.read_many(keys, dtypes, threads, outs=outs)
         written = [v for v, out in zip(variables, outs or ()) if out is not None]
         rest = [(v, a) for v, a, out in zip(variables, arrays, outs or [None] * len(arrays)) if out is None]

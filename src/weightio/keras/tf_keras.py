@@ -59,7 +59,8 @@ def load(
         group = file["model_weights"]
     # Every layer, nested ones too (a replay's signature and the finalize_state pass below).
     flat = list(model._flatten_layers())
-    if not by_name and tf.executing_eagerly() and model in _LEGACY_PLANS:
+    tried_replay = not by_name and tf.executing_eagerly() and model in _LEGACY_PLANS
+    if tried_replay:
         # A repeated load: nothing is read before the plan is checked, then every value at
         # once, large ones straight into the tensors the variables take over.
         deferred = Deferred(file, threads)
@@ -97,7 +98,8 @@ def load(
         replacements["preprocess_weights_for_loading"] = noting
     recorded: list[tuple[Any, Any]] = []
     original = backend.batch_set_value
-    replayed = None if by_name else _legacy_replay(model, group, prefetched.arrays, flat)
+    # (Eager: a plan that did not hold above does not hold over the same file's arrays.)
+    replayed = None if by_name or tried_replay else _legacy_replay(model, group, prefetched.arrays, flat)
     if replayed is not None:
         recorded = replayed
     else:
