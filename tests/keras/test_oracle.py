@@ -427,6 +427,36 @@ def test_repeated_loads_layout_changed(variant_files, tmp_path: Path, fmt: str) 
         assert_same(ref, keras_load(ref, p), mine, weightio_load(mine, p), before)
 
 
+@pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
+def test_forget_plans(variant_files, fmt: str, monkeypatch) -> None:
+    """A second load replays the first one's plan without Keras's loader; after
+    ``forget_plans`` the next load runs Keras's loader again, and gives the same variables."""
+    import keras.src.saving.saving_lib as saving_lib
+
+    module, name = (
+        (legacy_h5_format, "load_weights_from_hdf5_group") if fmt == "legacy_h5" else (saving_lib, "_load_state")
+    )
+    calls: list[int] = []
+    original = getattr(module, name)
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counting)
+    ref, mine = _mlp(SOURCE), _mlp(SOURCE)
+    assert keras_load(ref, variant_files["A", fmt]).error is None
+    seen = []
+    for forget in (False, False, True):
+        if forget:
+            wk.forget_plans(mine)
+        calls.clear()
+        wk.load_weights(mine, variant_files["A", fmt])
+        seen.append(bool(calls))
+        assert state(mine) == state(ref)
+    assert seen == [True, False, True]
+
+
 HOSTILE_AFTER_GOOD = [
     "weights_h5/soft_link_dataset",
     "weights_h5/external_link_dataset",
@@ -667,6 +697,37 @@ def test_tensorflow_variables_take_over_the_tensors_read_into(tmp_path: Path, fm
     assert np.from_dlpack(variable.read_value()).ctypes.data in read_into
     assert np.array_equal(np.asarray(before), old)
     assert state(mine) == state(ref)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX arrays only")
+@pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
+def test_jax_loads_compile_nothing(tmp_path: Path, fmt: str) -> None:
+    """On JAX the values become arrays without XLA compiling anything: a compiled operation
+    over the load's values (an earlier version cut small values out of one buffer with
+    ``lax.split``) is compiled for each new list of sizes, seconds on a model's first load.
+    The arrays are the bytes read, in fresh memory, and the loads give Keras's variables."""
+    import jax
+
+    spec = [("a", 11, True), ("bn", 0, True), ("big", 4099, True), ("c", 13, True), ("bn2", 0, True)]
+    path = save(_mlp(spec), fmt, tmp_path / fmt)
+    ref, mine = _mlp(spec), _mlp(spec)
+    assert keras_load(ref, path).error is None
+    compiled: list[str] = []
+
+    def listener(event: str, duration: float, **kwargs: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiled.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        for _ in range(3):  # the first load, then the replays of its plan
+            before = [v.value for v in mine.variables]
+            wk.load_weights(mine, path)
+            assert state(mine) == state(ref)
+            assert all(v.value is not b for v, b in zip(mine.variables, before) if "seed_generator" not in v.path)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert compiled == []
 
 
 def test_legacy_error_messages(mlp_files) -> None:

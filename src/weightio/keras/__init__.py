@@ -30,6 +30,7 @@ from .report import CheckpointLoadStatus, LoadReport
 __all__ = [
     "CheckpointLoadStatus",
     "Format",
+    "forget_plans",
     "LoadReport",
     "install",
     "installed",
@@ -303,6 +304,21 @@ def uninstall() -> None:
     for family in list(_original):
         module = importlib.import_module(_TARGETS[family])
         module.load_weights = _original.pop(family)
+
+
+def forget_plans(model: Any) -> None:
+    """Forgets the plans weightio remembered from earlier loads into ``model`` (which dataset
+    went to which variable): the next load runs Keras's own loading code again, as a first
+    load does. Loads never need this, since a plan is used only after checking that the
+    model and the file are still as they were; the benchmark uses it to time first loads."""
+    import sys
+
+    for name in ("legacy", "v3", "tf_keras"):
+        module = sys.modules.get(f"{__name__}.{name}")
+        for attribute in ("_PLANS", "_LEGACY_PLANS"):
+            plans = getattr(module, attribute, None)
+            if plans is not None:
+                plans.pop(model, None)
 
 
 def is_installed() -> bool:

@@ -84,8 +84,7 @@ def _assigner() -> Any:
     numpy: the fresh array becomes the variable's value. TensorFlow: large values read into
     tensors the variables take over (``destination``, then ``written``), the others adopted
     through DLPack.
-    JAX: small values packed into one buffer, moved to JAX and split in one operation; large
-    ones adopted through DLPack. torch: large values are read straight into the Parameters
+    JAX: the arrays adopted through DLPack, nothing compiled. torch: large values are read straight into the Parameters
     (``destination``, then ``written``), small ones copied in one batch.
     Anything else: Keras's ``assign``.
     """
@@ -221,82 +220,78 @@ def _copy_all(targets: list[Any], sources: list[Any], foreach_copy: Any) -> None
     sources.clear()
 
 
-# JAX: values up to this size go through the packed transfer; larger ones are adopted one by
-# one (DLPack's ~25 us per array is then small next to the bytes).
-_PACKED_LIMIT = 1 << 16
-
-
 def _jax_assigner(keras_assign: Any) -> Any:
-    """JAX: each DLPack import costs ~25 us, most of a 10,000-variable load. Small float
-    values of one dtype are instead packed into one array, moved to JAX once and cut with
-    one ``lax.split`` (~2 us a value; reshaped where not 1-D); large ones are adopted
-    through DLPack without a copy. Every tensor is made before the first variable is set,
-    and each variable then gets its tensor through Keras's own ``_direct_assign``.
-    (TensorFlow's DLPack import costs ~1 us, no more than its split would.)"""
-    import jax
+    """JAX: each value of the variable's dtype in a weightio array becomes a JAX array
+    without a copy, through DLPack; each variable then gets its array through Keras's own
+    ``_direct_assign``. Every array is made before the first variable is set. Other values
+    (bfloat16, which numpy cannot export through DLPack; shared or unaligned buffers) go
+    through Keras's ``assign``.
 
-    adopt_each = _jax_adopter(keras_assign)
-    split = getattr(jax.lax, "split", None)
-    # Not 64-bit types: JAX narrows them unless x64 is enabled.
-    packable = {np.dtype("float32"), np.dtype("float16"), _bfloat16()}
+    Nothing is compiled: an earlier version cut small values out of one transferred buffer
+    with ``lax.split``, which XLA compiles once per list of sizes, ~8 ms per part (a
+    ResNet50's first load took 2 s more, a 10,000-variable model's over 2 minutes)."""
+    import_array = _jax_importer()
+    adopted: set[int] = set()  # each array is adopted at most once: no shared buffers
 
     def assign_all(pairs: list[tuple[Any, Any]]) -> None:
-        groups: dict[Any, list[int]] = {}
-        if split is not None:
-            for i, (variable, value) in enumerate(pairs):
-                if (
-                    isinstance(value, np.ndarray)
-                    and 0 < value.nbytes <= _PACKED_LIMIT
-                    and value.dtype in packable
-                    and value.dtype == _numpy_dtype(variable)
-                ):
-                    groups.setdefault(value.dtype, []).append(i)
-        tensors: dict[int, Any] = {}
-        for indices in groups.values():
-            if len(indices) < 2:
-                continue
-            flat = np.concatenate([pairs[i][1].reshape(-1) for i in indices])
-            parts = split(jax.device_put(flat), [pairs[i][1].size for i in indices])
-            for i, part in zip(indices, parts):
-                shape = pairs[i][1].shape
-                tensors[i] = part if len(shape) == 1 else part.reshape(shape)
-        for i, (variable, value) in enumerate(pairs):
-            tensor = tensors.get(i)
-            if tensor is None:
-                adopt_each(variable, value)
+        arrays = []
+        for variable, value in pairs:
+            array = None
+            if isinstance(value, np.ndarray) and value.dtype == _numpy_dtype(variable) and _adoptable(value, adopted):
+                try:
+                    array = import_array(value)
+                except Exception:  # noqa: BLE001 - a dtype DLPack or this JAX cannot carry
+                    array = None
+                else:
+                    adopted.add(id(value))
+            arrays.append(array)
+        for (variable, value), array in zip(pairs, arrays):
+            if array is None:
+                keras_assign(variable, value)
             else:
-                variable._direct_assign(tensor)
+                variable._direct_assign(array)
 
     return assign_all
 
 
-def _bfloat16() -> np.dtype:
-    import ml_dtypes
+def _jax_importer() -> Any:
+    """``import_array(value)``: a JAX array on the CPU device sharing ``value``'s memory.
 
-    return np.dtype(ml_dtypes.bfloat16)
-
-
-def _jax_adopter(keras_assign: Any) -> Any:
-    """JAX adopts a 64-byte aligned numpy buffer through DLPack without a copy; the variable
-    then gets it through Keras's own ``_direct_assign``. weightio's arrays are fresh and
-    private to this load, so nothing else ever writes to them."""
+    When JAX's only device is one CPU, through jaxlib's DLPack import itself (~4 us; the
+    public ``jax.dlpack.from_dlpack`` spends ~35 us around it looking up the device and
+    stream, and converting the result with ``jnp.asarray``). Where that call is missing or
+    has another signature, or there are other devices (variables on a GPU must not be given
+    CPU arrays), the public function, with its checks."""
     import jax
 
-    adopted: set[int] = set()  # each array is adopted at most once: no shared buffers
+    public = jax.dlpack.from_dlpack
+    try:
+        from jax._src.lib import _jax, jaxlib_extension_version
 
-    def assign(variable: Any, value: Any) -> None:
-        if isinstance(value, np.ndarray) and value.dtype == _numpy_dtype(variable) and _adoptable(value, adopted):
-            try:
-                tensor = jax.dlpack.from_dlpack(value)
-            except Exception:  # noqa: BLE001 - a dtype DLPack cannot carry
-                keras_assign(variable, value)
-                return
-            adopted.add(id(value))
-            variable._direct_assign(tensor)
-            return
-        keras_assign(variable, value)
+        devices = jax.devices()
+        to_buffer = _jax.dlpack_managed_tensor_to_buffer
+    except Exception:  # noqa: BLE001 - another jaxlib: the public import
+        return public
+    if jax.default_backend() != "cpu" or len(devices) != 1 or jaxlib_extension_version < 467:
+        return public if jax.default_backend() == "cpu" else _refuse
+    device = devices[0]
+    canonical: dict[np.dtype, bool] = {}
 
-    return assign
+    def import_array(value: np.ndarray) -> Any:
+        # A dtype JAX narrows (64-bit types without x64) goes through the public function,
+        # which narrows it as Keras would.
+        same = canonical.get(value.dtype)
+        if same is None:
+            same = canonical[value.dtype] = jax.dtypes.canonicalize_dtype(value.dtype) == value.dtype
+        if not same:
+            return public(value)
+        return to_buffer(value.__dlpack__(), device, None, False, 1)  # 1: DLPack's CPU
+
+    return import_array
+
+
+def _refuse(value: np.ndarray) -> Any:
+    raise ValueError("JAX's default device is not the CPU: Keras's assign moves the value")
 
 
 def _adoptable(value: np.ndarray, adopted: set[int]) -> bool:
