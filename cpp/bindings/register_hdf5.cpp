@@ -16,6 +16,7 @@
 #include "bindings/element_types.h"
 #include "bindings/output_buffers.h"
 #include "hdf5/file.h"
+#include "hdf5/tree_digest.h"
 #include "io/mapped_file.h"
 #include "io/parallel.h"
 
@@ -594,6 +595,22 @@ void register_hdf5(py::module_& m) {
            py::arg("source") = "")
       .def("read_many", &H5File::read_many, py::arg("addresses"), py::arg("names"), py::arg("dtypes"),
            py::arg("sources"), py::arg("threads") = py::none(), py::arg("outs") = py::none())
+      .def("layout", [](const H5File& f, uint64_t start, bool with_paths) {
+        // (digest bytes, dataset addresses, dataset paths or None): see hdf5/tree_digest.h.
+        hdf5::TreeDigest layout;
+        {
+          py::gil_scoped_release release;
+          layout = hdf5::digest_tree(f.file(), start);
+        }
+        py::object paths = py::none();
+        if (with_paths) {
+          py::list names;
+          for (const auto& e : layout.walk.entries)
+            if (e.kind == hdf5::ObjectKind::kDataset) names.append(decode_name(layout.walk.slash_path(e)));
+          paths = names;
+        }
+        return py::make_tuple(py::bytes(layout.digest), py::cast(layout.datasets), paths);
+      }, py::arg("start"), py::arg("with_paths") = false)
       .def("datasets", [](const H5File& f, uint64_t start) {
         // (path, address, shape, typestr, storage size) of every dataset below `start`.
         hdf5::Walk w;

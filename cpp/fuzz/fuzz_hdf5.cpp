@@ -15,6 +15,7 @@
 
 #include "convert/element_type.h"
 #include "hdf5/file.h"
+#include "hdf5/tree_digest.h"
 #include "io/errors.h"
 #include "io/mapped_file.h"
 
@@ -118,6 +119,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       guarded([&] { (void)file.resolve(root, std::string(walk.path(e))); });
       guarded([&] { (void)file.resolve(root, std::string(walk.slash_path(e))); });
     }
+    guarded([&] { (void)hdf5::digest_tree(file, root); });
   } catch (const Error&) {
     // Rejected cleanly.
   }

@@ -230,16 +230,25 @@ def _jax_assigner(keras_assign: Any) -> Any:
     Nothing is compiled: an earlier version cut small values out of one transferred buffer
     with ``lax.split``, which XLA compiles once per list of sizes, ~8 ms per part (a
     ResNet50's first load took 2 s more, a 10,000-variable model's over 2 minutes)."""
+    import jax
+
+    jax_public = jax.dlpack.from_dlpack  # copies an unaligned buffer instead of refusing it
     import_array = _jax_importer()
+    if import_array is None:  # JAX's default device is not the CPU: Keras's assign moves values
+        return _each(keras_assign)
     adopted: set[int] = set()  # each array is adopted at most once: no shared buffers
 
     def assign_all(pairs: list[tuple[Any, Any]]) -> None:
         arrays = []
         for variable, value in pairs:
             array = None
-            if isinstance(value, np.ndarray) and value.dtype == _numpy_dtype(variable) and _adoptable(value, adopted):
+            if (
+                isinstance(value, np.ndarray)
+                and value.dtype == _numpy_dtype(variable)
+                and _adoptable(value, adopted, check_alignment=import_array is not jax_public)
+            ):
                 try:
-                    array = import_array(value)
+                    array = import_array(value)  # jaxlib's own import refuses unaligned buffers
                 except Exception:  # noqa: BLE001 - a dtype DLPack or this JAX cannot carry
                     array = None
                 else:
@@ -255,15 +264,18 @@ def _jax_assigner(keras_assign: Any) -> Any:
 
 
 def _jax_importer() -> Any:
-    """``import_array(value)``: a JAX array on the CPU device sharing ``value``'s memory.
+    """``import_array(value)``: a JAX array on the CPU device sharing ``value``'s memory;
+    None when JAX's default device is not the CPU.
 
     When JAX's only device is one CPU, through jaxlib's DLPack import itself (~4 us; the
     public ``jax.dlpack.from_dlpack`` spends ~35 us around it looking up the device and
     stream, and converting the result with ``jnp.asarray``). Where that call is missing or
-    has another signature, or there are other devices (variables on a GPU must not be given
-    CPU arrays), the public function, with its checks."""
+    has another signature, or there are several CPU devices, the public function, with its
+    checks. (Variables on a GPU must not be given CPU arrays: None then.)"""
     import jax
 
+    if jax.default_backend() != "cpu":
+        return None
     public = jax.dlpack.from_dlpack
     try:
         from jax._src.lib import _jax, jaxlib_extension_version
@@ -272,8 +284,8 @@ def _jax_importer() -> Any:
         to_buffer = _jax.dlpack_managed_tensor_to_buffer
     except Exception:  # noqa: BLE001 - another jaxlib: the public import
         return public
-    if jax.default_backend() != "cpu" or len(devices) != 1 or jaxlib_extension_version < 467:
-        return public if jax.default_backend() == "cpu" else _refuse
+    if len(devices) != 1 or jaxlib_extension_version < 467:
+        return public
     device = devices[0]
     canonical: dict[np.dtype, bool] = {}
 
@@ -290,20 +302,18 @@ def _jax_importer() -> Any:
     return import_array
 
 
-def _refuse(value: np.ndarray) -> Any:
-    raise ValueError("JAX's default device is not the CPU: Keras's assign moves the value")
-
-
-def _adoptable(value: np.ndarray, adopted: set[int]) -> bool:
+def _adoptable(value: np.ndarray, adopted: set[int], check_alignment: bool = True) -> bool:
     """Whether a framework may take ``value``'s buffer through DLPack: non-empty, C-ordered,
     writeable, 64-byte aligned (weightio's fresh arrays are), and not given to another
-    variable in this load already (no two variables may share a buffer)."""
+    variable in this load already (no two variables may share a buffer). Without
+    ``check_alignment`` where the importer refuses unaligned buffers itself (the address
+    costs ~1 us a value to look up)."""
     return bool(
         value.size
         and value.flags.c_contiguous
         and value.flags.writeable
-        and value.ctypes.data % 64 == 0
         and id(value) not in adopted
+        and (not check_alignment or value.ctypes.data % 64 == 0)
     )
 
 

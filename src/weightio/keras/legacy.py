@@ -12,10 +12,10 @@ from typing import Any
 
 from keras.src.legacy.saving import legacy_h5_format
 
-from ..file import File, Group
+from ..file import File
 from . import convert, report
 from .assign import Recorder, patched, recording, variable_shape
-from .prefetch import Deferred, LazyArray
+from .prefetch import Deferred, LazyArray, Source
 from .safe import safe_group
 from .v3 import signature
 
@@ -34,14 +34,14 @@ def load(
     group: Any = file
     if "layer_names" not in file.attrs and "model_weights" in file:
         group = safe_group(file, "model_weights")
+    plain = not (by_name or skip_mismatch or convert_legacy)
+    if plain:
+        replayed = _replay(model, file, group, threads, meter)
+        if replayed is not None:
+            return replayed
     # Keras's legacy loaders only look at a weight's shape and assign it: the bytes are read
     # at the end, in bulk, straight to their destination (see prefetch.Deferred).
     deferred = Deferred(file, threads)
-    plain = not (by_name or skip_mismatch or convert_legacy)
-    if plain:
-        replayed = _replay(model, group, deferred, meter)
-        if replayed is not None:
-            return replayed
     origins: dict[int, report.Sources] = {}  # converted values: id -> the entries they come from
     counts: dict[str, int] = {}  # file layer -> how many values it gave (by_name's skips)
     skipped: list[tuple[Any, str]] = []
@@ -70,7 +70,7 @@ def load(
     with patched(legacy_h5_format, **replacements), recording() as recorder:
         loader(group, model, skip_mismatch)
     if plain:
-        _remember(model, group, recorder.pairs)
+        _remember(model, file, group, recorder.pairs)
     assigned = recorder.apply(model, meter)
     origins.update(deferred.origin_map())
     if by_name:
@@ -83,77 +83,76 @@ def load(
 # Keras's topological loader spends its time in Python per layer (the layer's legacy weight
 # list, the file's attributes read twice, a shape check and an assign per weight). What it
 # assigns depends only on the model's structure (layers, variables, trainable flags) and on
-# the file's layout (``layer_names``, each layer's ``weight_names``, top-level weights). So
-# after one successful plain topological load weightio remembers which dataset went to which
-# variable and, while both are unchanged, assigns the same way after checking every shape;
-# anything different goes through Keras's loader, which reports it exactly.
+# what it reads of the file (``layer_names``, each layer's ``weight_names``, top-level weights,
+# the datasets' shapes and types). So after one successful plain topological load weightio
+# remembers which dataset went to which variable and, while both are unchanged, assigns the
+# same way after checking every shape; anything different goes through Keras's loader, which
+# reports it exactly. The file's side is checked as one native digest of everything a loader
+# reads (every group's attributes, every dataset's path, shape and type: see
+# cpp/hdf5/tree_digest.h), equal to the one taken when the plan was made.
 
 
 class _Plan:
-    def __init__(self, signature: tuple[Any, ...], group: str, layout: Any, steps: list[tuple[Any, str]]) -> None:
+    def __init__(
+        self,
+        signature: tuple[Any, ...],
+        group: str,
+        digest: bytes,
+        entries: list[str],
+        steps: list[tuple[Any, int, str, tuple[int, ...], Any]],
+    ) -> None:
         self.signature = signature
         self.group = group
-        self.layout = layout
-        self.steps = steps
+        self.digest = digest
+        self.entries = entries  # every dataset's path (the report's unused entries)
+        self.steps = steps  # (variable, dataset's position in ``entries``, path, shape, dtype)
 
 
 _PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
 
 
-def _layout(group: Any) -> Any:
-    """The file's side of Keras's pairing: layers with weights and their weight names, in
-    order. Compared as the layer groups' raw attribute records where they can be read in one
-    call (equal records, equal weight names), else decoded as Keras reads them."""
-    read = legacy_h5_format.load_attributes_from_hdf5_group
-    names = tuple(read(group, "layer_names"))
-    records = group._child_group_records(names) if isinstance(group, Group) else None
-    top = None
-    if "top_level_model_weights" in group:
-        top = tuple(read(safe_group(group, "top_level_model_weights"), "weight_names"))
-    if records is not None:
-        return ("records", names, tuple(tuple(r) for r in records), top)
-    layers = []
-    for name in names:
-        weight_names = read(safe_group(group, name), "weight_names")
-        if weight_names:
-            layers.append((name, tuple(weight_names)))
-    return ("decoded", tuple(layers), top)
-
-
-def _remember(model: Any, group: Any, pairs: list[tuple[Any, Any]]) -> None:
+def _remember(model: Any, file: File, group: Any, pairs: list[tuple[Any, Any]]) -> None:
+    _PLANS.pop(model, None)
+    try:
+        digest, _, entries = file._call(file.filename, file._core.layout, file._addr, True)
+    except Exception:  # noqa: BLE001 - no plan; the next load runs Keras's loader
+        return
+    position = {path: i for i, path in enumerate(entries)}
     steps = []
     for variable, value in pairs:
-        if not isinstance(value, LazyArray):
-            _PLANS.pop(model, None)  # read another way (fallback, link...): no plan
-            return
-        steps.append((variable, value.path))
+        if not isinstance(value, LazyArray) or value.path not in position or not _plain_numbers(value.dtype):
+            return  # read another way (fallback, link...): no plan
+        steps.append((variable, position[value.path], value.path, value.shape, value.dtype))
     try:
-        _PLANS[model] = _Plan(signature(model), group.name, _layout(group), steps)
+        _PLANS[model] = _Plan(signature(model), group.name, digest, entries, steps)
     except Exception:  # noqa: BLE001 - no plan; the next load runs Keras's loader
-        _PLANS.pop(model, None)
+        pass
 
 
-def _replay(model: Any, group: Any, deferred: Deferred, meter: Any) -> tuple[int, report.Details] | None:
+def _replay(model: Any, file: File, group: Any, threads: int | None, meter: Any) -> tuple[int, report.Details] | None:
     """The remembered assignments, if the plan still holds for this model and file; None
     otherwise (then Keras's loader runs)."""
     plan = _PLANS.get(model)
     if plan is None or plan.group != group.name:
         return None
     try:
-        if plan.signature != signature(model) or plan.layout != _layout(group):
+        if plan.signature != signature(model):
             return None
+        digest, addresses, _ = file._call(file.filename, file._core.layout, file._addr, False)
     except Exception:  # noqa: BLE001 - Keras's loader meets the same problem and reports it
         return None
+    if digest != plan.digest:
+        return None
+    source = Source(file, threads, "")
     pairs: list[tuple[Any, Any]] = []
-    for variable, path in plan.steps:
-        value = deferred.index.get(path)
-        if value is None or value.shape != variable_shape(variable) or not _plain_numbers(value.dtype):
+    for variable, position, path, shape, dtype in plan.steps:
+        if shape != variable_shape(variable):
             return None
-        pairs.append((variable, value))
+        pairs.append((variable, LazyArray(source, path, addresses[position], shape, dtype)))
     recorder = Recorder()
     recorder.pairs = pairs
     assigned = recorder.apply(model, meter)
-    return assigned, report.Details(model, report.compact(pairs, {}), deferred.entries(), [])
+    return assigned, report.Details(model, report.compact(pairs, {}), plan.entries, [])
 
 
 def _plain_numbers(dtype: Any) -> bool:
