@@ -169,24 +169,3 @@ def test_attribute_manager_mapping_protocol(variant_path, wfile):
     assert len(list(attrs.values())) == 100
     with pytest.raises(KeyError):
         attrs["attr_100"]
-
-
-def test_child_group_records_are_the_children_attributes_read_in_one_call(tmp_path, wfile):
-    """What the Keras loaders' layout check compares: for each named child group its raw
-    attribute records, equal exactly when the attributes are; None for anything that is
-    not a hard link to a group (the slow path then reports it)."""
-    import h5py
-
-    path = tmp_path / "children.h5"
-    with h5py.File(path, "w") as h:
-        for name, names in (("a", [b"a/kernel:0", b"a/bias:0"]), ("b", []), ("c", [b"c/gamma:0"])):
-            h.create_group(name).attrs["weight_names"] = np.array(names, dtype="S")
-        h["d"] = np.zeros(3)
-        h["soft"] = h5py.SoftLink("/a")
-        h.create_group("e").attrs["weight_names"] = np.array([b"a/kernel:0", b"a/bias:0"], dtype="S")
-    f = wfile(path, fallback=False)
-    records = f._child_group_records(["a", "b", "c", "e"])
-    assert records == [f._core.attributes(f[name]._addr) for name in ("a", "b", "c", "e")]
-    assert records[0] == records[3] and records[0] != records[2]
-    for bad in (["a", "missing"], ["a", "d"], ["a", "soft"], ["a/b"]):
-        assert f._child_group_records(bad) is None, bad

@@ -189,26 +189,6 @@ class H5File {
     return out;
   }
 
-  // For each name, the attribute records (as `attributes`) of the group that is the hard
-  // link of that name in `group`; None where there is no such link, it is not a hard link
-  // to a group, or its attributes cannot be read. One call instead of a lookup and an
-  // attribute read per child: the check that a file's layer layout is unchanged.
-  py::list child_group_attributes(uint64_t group, const std::vector<std::string>& names) const {
-    py::list out;
-    for (const auto& name : names) {
-      py::object records = py::none();
-      try {
-        hdf5::Link l = file_->link(group, name);
-        if (l.type == hdf5::Link::Type::kHard && file_->kind(l.address) == hdf5::ObjectKind::kGroup)
-          records = attributes(l.address);
-      } catch (const std::exception&) {
-        records = py::none();  // the caller's slow path reports whatever this is
-      }
-      out.append(records);
-    }
-    return out;
-  }
-
   py::list attributes(uint64_t object) const {
     std::vector<hdf5::Attribute> attrs = file_->attributes(object);
     py::list out;
@@ -569,7 +549,6 @@ void register_hdf5(py::module_& m) {
       .def("load_all", &H5File::load_all, py::arg("start"), py::arg("threads") = py::none(),
            py::arg("bomb_floor") = 0, py::arg("max_expansion") = 1000)
       .def("attributes", &H5File::attributes)
-      .def("child_group_attributes", &H5File::child_group_attributes, py::arg("group"), py::arg("names"))
       .def("dataset_info", &H5File::dataset_info)
       .def("view_info", [](const H5File& f, uint64_t address) {
         // (byte offset or None, shape, typestr): what a zero-copy view needs. None when the

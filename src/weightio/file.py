@@ -218,15 +218,6 @@ class Group(_Object):
     def keys(self) -> list[str]:
         return [link[0] for link in self._links()]
 
-    def _child_group_records(self, names: Sequence[str]) -> list[Any] | None:
-        """The raw attribute records of the child groups ``names`` (hard links to groups),
-        in one native call; None if one of them is not such a child or names a path. Equal
-        records mean equal attributes: a cheap check that a file's layout is unchanged."""
-        if any("/" in name for name in names):
-            return None
-        records = self.file._call(self.name, self.file._core.child_group_attributes, self._addr, [_enc(n) for n in names])
-        return None if any(r is None for r in records) else records
-
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
 

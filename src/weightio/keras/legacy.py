@@ -13,7 +13,7 @@ from typing import Any
 from keras.src.legacy.saving import legacy_h5_format
 
 from ..file import File
-from . import convert, report
+from . import convert, report, tree_check
 from .assign import Recorder, patched, recording, variable_shape
 from .prefetch import Deferred, LazyArray, Source
 from .safe import safe_group
@@ -87,9 +87,7 @@ def load(
 # the datasets' shapes and types). So after one successful plain topological load weightio
 # remembers which dataset went to which variable and, while both are unchanged, assigns the
 # same way after checking every shape; anything different goes through Keras's loader, which
-# reports it exactly. The file's side is checked as one native digest of everything a loader
-# reads (every group's attributes, every dataset's path, shape and type: see
-# cpp/hdf5/tree_digest.h), equal to the one taken when the plan was made.
+# reports it exactly. The file's side is checked as one native digest (tree_check.py).
 
 
 class _Plan:
@@ -97,15 +95,13 @@ class _Plan:
         self,
         signature: tuple[Any, ...],
         group: str,
-        digest: bytes,
-        entries: list[str],
-        steps: list[tuple[Any, int, str, tuple[int, ...], Any]],
+        file: tree_check.FileSide,
+        steps: list[tuple[Any, str, tuple[int, ...], Any]],
     ) -> None:
         self.signature = signature
         self.group = group
-        self.digest = digest
-        self.entries = entries  # every dataset's path (the report's unused entries)
-        self.steps = steps  # (variable, dataset's position in ``entries``, path, shape, dtype)
+        self.file = file
+        self.steps = steps  # (variable, dataset path, shape, stored dtype)
 
 
 _PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
@@ -113,18 +109,15 @@ _PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
 
 def _remember(model: Any, file: File, group: Any, pairs: list[tuple[Any, Any]]) -> None:
     _PLANS.pop(model, None)
-    try:
-        digest, _, entries = file._call(file.filename, file._core.layout, file._addr, True)
-    except Exception:  # noqa: BLE001 - no plan; the next load runs Keras's loader
-        return
-    position = {path: i for i, path in enumerate(entries)}
     steps = []
     for variable, value in pairs:
-        if not isinstance(value, LazyArray) or value.path not in position or not _plain_numbers(value.dtype):
+        if not isinstance(value, LazyArray) or not _plain_numbers(value.dtype):
             return  # read another way (fallback, link...): no plan
-        steps.append((variable, position[value.path], value.path, value.shape, value.dtype))
+        steps.append((variable, value.path, value.shape, value.dtype))
     try:
-        _PLANS[model] = _Plan(signature(model), group.name, digest, entries, steps)
+        side = tree_check.remember(file, [path for _, path, _, _ in steps])
+        if side is not None:
+            _PLANS[model] = _Plan(signature(model), group.name, side, steps)
     except Exception:  # noqa: BLE001 - no plan; the next load runs Keras's loader
         pass
 
@@ -138,21 +131,21 @@ def _replay(model: Any, file: File, group: Any, threads: int | None, meter: Any)
     try:
         if plan.signature != signature(model):
             return None
-        digest, addresses, _ = file._call(file.filename, file._core.layout, file._addr, False)
+        addresses = tree_check.addresses_if_unchanged(file, plan.file)
     except Exception:  # noqa: BLE001 - Keras's loader meets the same problem and reports it
         return None
-    if digest != plan.digest:
+    if addresses is None:
         return None
     source = Source(file, threads, "")
     pairs: list[tuple[Any, Any]] = []
-    for variable, position, path, shape, dtype in plan.steps:
+    for (variable, path, shape, dtype), address in zip(plan.steps, addresses):
         if shape != variable_shape(variable):
             return None
-        pairs.append((variable, LazyArray(source, path, addresses[position], shape, dtype)))
+        pairs.append((variable, LazyArray(source, path, address, shape, dtype)))
     recorder = Recorder()
     recorder.pairs = pairs
     assigned = recorder.apply(model, meter)
-    return assigned, report.Details(model, report.compact(pairs, {}), plan.entries, [])
+    return assigned, report.Details(model, report.compact(pairs, {}), plan.file.entries, [])
 
 
 def _plain_numbers(dtype: Any) -> bool:

@@ -22,10 +22,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..file import File, Group
-from . import report
+from . import report, tree_check
 from .assign import LOAD_LOCK, assign_tensorflow_pairs, patched, read_and_assign_tensorflow
 from .formats import WeightSources
-from .prefetch import Deferred, LazyArray, Prefetched, prefetch_all
+from .prefetch import Deferred, LazyArray, Prefetched, Source, prefetch_all
 
 
 def is_tf_keras_model(model: Any) -> bool:
@@ -63,13 +63,13 @@ def load(
     if tried_replay:
         # A repeated load: nothing is read before the plan is checked, then every value at
         # once, large ones straight into the tensors the variables take over.
-        deferred = Deferred(file, threads)
-        replayed = _legacy_replay(model, group, deferred.index, flat)
-        if replayed is not None:
+        found = _legacy_replay(model, file, group, flat, Source(file, threads, ""))
+        if found is not None:
+            replayed, entries = found
             read_and_assign_tensorflow(replayed, meter)
             for layer in flat:
                 layer.finalize_state()
-            details = report.Details(model, report.compact(replayed, {}), deferred.entries())
+            details = report.Details(model, report.compact(replayed, {}), entries)
             return len({id(v) for v, _ in replayed}), details
     (prefetched,) = prefetch_all({"": file}, threads, meter).values()
     converted: list[tuple[Any, list[Any]]] = []  # by_name + skip_mismatch: what each layer got
@@ -99,7 +99,8 @@ def load(
     recorded: list[tuple[Any, Any]] = []
     original = backend.batch_set_value
     # (Eager: a plan that did not hold above does not hold over the same file's arrays.)
-    replayed = None if by_name or tried_replay else _legacy_replay(model, group, prefetched.arrays, flat)
+    found = None if by_name or tried_replay else _legacy_replay(model, file, group, flat, prefetched.arrays)
+    replayed = None if found is None else found[0]
     if replayed is not None:
         recorded = replayed
     else:
@@ -109,7 +110,7 @@ def load(
             else:
                 hdf5_format.load_weights_from_hdf5_group(group, model)
         if not by_name:
-            _legacy_remember(model, group, prefetched, recorded)
+            _legacy_remember(model, file, group, prefetched, recorded)
         flat = list(model._flatten_layers())  # tf-keras's own loader ran: walk again
     converted_values = []
     numpy_dtypes: dict[Any, Any] = {}
@@ -139,71 +140,66 @@ def load(
 # tf-keras's topological loader spends its time in Python per layer. When a load assigned
 # every value exactly as read (no conversion of an old layout), weightio remembers which
 # dataset went to which variable; while the model (layers, variables, trainable flags) and
-# the file's layout (versions, layer_names, weight_names) are unchanged and every shape
-# fits, a later load assigns the same way; anything else runs tf-keras's loader.
+# what tf-keras reads of the file (tree_check.py's digest: versions, layer_names,
+# weight_names, the datasets' shapes and types) are unchanged and every shape fits, a later
+# load assigns the same way; anything else runs tf-keras's loader.
 
 class _Plan(NamedTuple):
     """What a successful load did, for replaying it (see ``_signature``)."""
 
     signature: tuple[Any, ...]
-    steps: list[Any]  # legacy: (variable, dataset path, shape); v3: (object, store path)
-    group: str | None = None  # legacy: the weights group and its layout
-    layout: Any = None
+    steps: list[Any]  # legacy: (variable, dataset path, shape, stored dtype); v3: (object, store path)
+    group: str | None = None  # legacy: the weights group, and the file as the plan saw it
+    file: tree_check.FileSide | None = None
 
 
 _LEGACY_PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
 
 
-def _legacy_layout(group: Any) -> Any:
-    from tf_keras.src.saving.legacy import hdf5_format
-
-    read = hdf5_format.load_attributes_from_hdf5_group
-    versions = tuple(str(group.attrs[k]) if k in group.attrs else None for k in ("keras_version", "backend"))
-    names = tuple(read(group, "layer_names"))
-    # The layer groups' raw attribute records in one call where possible (see legacy._layout).
-    records = group._child_group_records(names) if isinstance(group, Group) else None
-    if records is not None:
-        layers: Any = ("records", names, tuple(tuple(r) for r in records))
-    else:
-        layers = tuple((name, tuple(read(group[name], "weight_names"))) for name in names)
-    top = tuple(read(group["top_level_model_weights"], "weight_names")) if "top_level_model_weights" in group else None
-    return (versions, layers, top)
-
-
-def _legacy_remember(model: Any, group: Any, prefetched: Prefetched, recorded: list[tuple[Any, Any]]) -> None:
+def _legacy_remember(
+    model: Any, file: File, group: Any, prefetched: Prefetched, recorded: list[tuple[Any, Any]]
+) -> None:
+    _LEGACY_PLANS.pop(model, None)
     paths = {id(array): path for path, array in prefetched.arrays.items()}
     steps = []
     for variable, value in recorded:
         path = paths.get(id(value))
         if path is None:  # converted by tf-keras, or read another way: no plan
-            _LEGACY_PLANS.pop(model, None)
             return
         # (A tf.Variable's shape is fixed when it is made: ``shape`` returns the same.)
-        steps.append((variable, path, tuple(variable.shape)))
+        steps.append((variable, path, tuple(variable.shape), value.dtype))
     try:
-        _LEGACY_PLANS[model] = _Plan(_signature(model, metrics=False), steps, group.name, _legacy_layout(group))
+        side = tree_check.remember(file, [path for _, path, _, _ in steps])
+        if side is not None:
+            _LEGACY_PLANS[model] = _Plan(_signature(model, metrics=False), steps, group.name, side)
     except Exception:  # noqa: BLE001 - no plan: the next load runs tf-keras's loader
-        _LEGACY_PLANS.pop(model, None)
+        pass
 
 
-def _legacy_replay(model: Any, group: Any, values: Any, flat: list[Any]) -> list[tuple[Any, Any]] | None:
-    """The (variable, value) pairs of the model's plan, when it still holds; ``values``:
-    by dataset path (arrays, or ``LazyArray``s)."""
+def _legacy_replay(
+    model: Any, file: File, group: Any, flat: list[Any], values: Source | dict[str, Any]
+) -> tuple[list[tuple[Any, Any]], list[str]] | None:
+    """The (variable, value) pairs of the model's plan and the file's dataset paths, when the
+    plan still holds. ``values``: the arrays read already, by dataset path, or the ``Source``
+    of ``LazyArray``s to make."""
     plan = _LEGACY_PLANS.get(model)
-    if plan is None or plan.group != group.name:
+    if plan is None or plan.group != group.name or plan.file is None:
         return None
     try:
-        if plan.signature != _signature(model, flat, metrics=False) or plan.layout != _legacy_layout(group):
+        if plan.signature != _signature(model, flat, metrics=False):
             return None
+        addresses = tree_check.addresses_if_unchanged(file, plan.file)
     except Exception:  # noqa: BLE001 - tf-keras's loader meets the same problem and reports it
         return None
+    if addresses is None:
+        return None
     pairs = []
-    for variable, path, shape in plan.steps:
-        value = values.get(path)
+    for (variable, path, shape, dtype), address in zip(plan.steps, addresses):
+        value = LazyArray(values, path, address, shape, dtype) if isinstance(values, Source) else values.get(path)
         if value is None or value.shape != shape:
             return None
         pairs.append((variable, value))
-    return pairs
+    return pairs, plan.file.entries
 
 
 def _by_name_skips(group: Any, model: Any, converted: list[tuple[Any, list[Any]]]) -> list[tuple[Any, str]]:
