@@ -76,7 +76,7 @@ def bench_backend(workdir: str, repeat: int, backend: str | None = None) -> list
 
     results = []
     for name, build, reps in (("resnet50", lambda: keras.applications.ResNet50(weights=None), repeat),
-                              ("bn2500", lambda: _bn_model(keras), max(3, repeat // 2))):
+                              ("bn2500", lambda: _bn_model(keras), max(5, repeat // 2))):
         model = build()
         files = {
             ".weights.h5": os.path.join(workdir, f"{name}_{name_of_backend}.weights.h5"),

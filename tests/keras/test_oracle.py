@@ -457,6 +457,31 @@ def test_forget_plans(variant_files, fmt: str, monkeypatch) -> None:
     assert seen == [True, False, True]
 
 
+@pytest.mark.parametrize("fmt", NATIVE)
+def test_traversal_builds_each_skipset_once(saved, fmt: str, monkeypatch) -> None:
+    """Keras's traversal asks ``get_attr_skipset`` for every object it visits, and builds
+    the set anew each time (its cache is written under another key than it reads). A
+    weightio load asks Keras once per object type, and loads what Keras loads."""
+    import keras.src.saving.saving_lib as saving_lib
+
+    asked: list[str] = []
+    original = saving_lib.get_attr_skipset
+
+    def counting(obj_type: str) -> Any:
+        asked.append(obj_type)
+        return original(obj_type)
+
+    monkeypatch.setattr(saving_lib, "get_attr_skipset", counting)
+    _, path = saved("nested_seq_in_functional", fmt)
+    ref, mine = models.build("nested_seq_in_functional", seed=1), models.build("nested_seq_in_functional", seed=1)
+    assert keras_load(ref, path).error is None
+    by_keras = len(asked)
+    asked.clear()
+    wk.load_weights(mine, path)
+    assert state(mine) == state(ref)
+    assert asked and len(asked) == len(set(asked)) < by_keras
+
+
 HOSTILE_AFTER_GOOD = [
     "weights_h5/soft_link_dataset",
     "weights_h5/external_link_dataset",
