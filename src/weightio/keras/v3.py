@@ -4,6 +4,7 @@ Keras's own traversal (``saving_lib._load_state``) over a store backed by weight
 from __future__ import annotations
 
 import contextlib
+import functools
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -241,13 +242,4 @@ def _skipsets_once() -> Any:
     (``saving_attr_skipset_`` / ``saving_attr_skiplist_``, Keras 3.15), so its traversal
     builds a reference ``Layer`` for every object it visits (~0.4 ms each: half of a
     ResNet50's first load). The set depends only on the type, so the load sees the same."""
-    original = saving_lib.get_attr_skipset
-    sets: dict[str, Any] = {}
-
-    def get_attr_skipset(obj_type: str) -> Any:
-        found = sets.get(obj_type)
-        if found is None:
-            found = sets[obj_type] = original(obj_type)
-        return found
-
-    return get_attr_skipset
+    return functools.cache(saving_lib.get_attr_skipset)  # a new cache for each load
