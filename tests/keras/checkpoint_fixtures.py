@@ -10,7 +10,8 @@ trained one step when the case has an optimizer, saved with ``model.save_weights
 ``load_weights``, whose weights (``leaf_weights``) and output on ``inputs_for(case)`` are the
 oracle (``OUT_DIR/<case>/reference.npz``). Also ``OUT_DIR/rooted``: the sequential model
 saved by ``tf.train.Checkpoint(model=model).save`` (root object not the model, a
-``save_counter``). Prints a JSON manifest on its last line.
+``save_counter``); ``OUT_DIR/<case>/saved_model`` for the cases of ``SAVED_MODELS``: the
+trained model saved as a SavedModel directory. Prints a JSON manifest on its last line.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np  # noqa: E402
 
 import checkpoint_models as cm  # noqa: E402
+
+
+# Cases also saved as a SavedModel directory (tf-keras ``model.save("dir")``).
+SAVED_MODELS = ("sequential", "nested")
 
 
 def optimizer(k, kind):
@@ -56,6 +61,10 @@ def main(out: Path) -> dict:
         arrays["__output__"] = np.asarray(reference(cm.inputs_for(case)))
         np.savez(out / case / "reference.npz", **arrays)
         manifest[case] = str(prefix)
+        if case in SAVED_MODELS:
+            saved_model = out / case / "saved_model"  # its variables/variables: the same values
+            model.save(str(saved_model), save_format="tf")
+            manifest[f"{case}:saved_model"] = str(saved_model)
         if case == "sequential":
             manifest["rooted"] = tf.train.Checkpoint(model=model).save(str(out / "rooted" / "ckpt"))
     return manifest

@@ -130,6 +130,29 @@ def test_a_directory_with_a_checkpoint_file(ckpts) -> None:
     assert_like_reference(model, reference(ckpts, "rnn"))
 
 
+SAVED_MODELS = ["sequential", "nested"]  # checkpoint_fixtures.SAVED_MODELS
+
+
+@pytest.mark.parametrize("case", SAVED_MODELS)
+def test_a_saved_model_directory(ckpts, case: str) -> None:
+    """tf-keras ``model.save("dir")``: its ``variables/variables`` checkpoint, found by content
+    (Keras 3's own load_weights refuses a directory)."""
+    directory = ckpts[f"{case}:saved_model"]
+    assert wk.sniff(directory) is Format.TF_CHECKPOINT
+    model = fresh(case)
+    status = wk.load_weights(model, directory)
+    assert status.prefix == os.path.join(directory, "variables", "variables")
+    assert_like_reference(model, reference(ckpts, case))
+    assert status.variables_assigned == len(model.weights) and status.unmatched == []
+    assert status.optimizer_values  # saved with its optimizer: reported, not restored
+    status.assert_consumed()
+
+
+def test_a_directory_with_neither_is_not_a_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "saved_model.pb").write_bytes(b"")  # no variables/variables.index
+    assert wk.sniff(tmp_path) is Format.UNKNOWN
+
+
 def test_install_restores_through_weightio(ckpts) -> None:
     model = fresh("nested")
     with wk.installed():
@@ -338,6 +361,18 @@ def test_tf_keras_models_restore_like_tf_keras(ckpts, case: str) -> None:
     assert isinstance(status, CheckpointLoadStatus)
     assert _tk_values(mine) == _tk_values(theirs)
     assert status.variables_assigned == len(mine.weights) and status.unmatched == []
+    status.assert_consumed()
+
+
+@tf_keras_only
+@pytest.mark.parametrize("case", SAVED_MODELS)
+def test_tf_keras_saved_model_directories_restore_like_tf_keras(ckpts, case: str) -> None:
+    directory = ckpts[f"{case}:saved_model"]
+    theirs, mine = _tk_model(case), _tk_model(case)
+    theirs.load_weights(directory).expect_partial()  # tf-keras: its variables/variables
+    status = wk.load_weights(mine, directory)
+    assert isinstance(status, CheckpointLoadStatus) and not status.by_keras
+    assert _tk_values(mine) == _tk_values(theirs)
     status.assert_consumed()
 
 

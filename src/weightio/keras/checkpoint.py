@@ -15,7 +15,11 @@ variables. Restoring walks that graph from the root and the model side by side:
   matched (a variable renamed between Keras versions, e.g. DepthwiseConv2D's
   ``depthwise_kernel``, ``kernel`` in Keras 3);
 * ``optimizer`` and ``save_counter`` edges, and optimizer slot variables, are never
-  followed: ``load_weights`` restores weights, not training state.
+  followed: ``load_weights`` restores weights, not training state;
+* a SavedModel directory's ``variables/variables`` checkpoint (tf-keras ``model.save("dir")``)
+  restores the same way; the serving objects SavedModel adds to each layer (``keras_api``,
+  ``variables`` lists, functions) only lead to variables reached otherwise, and are not
+  followed.
 
 tf-keras models are walked through TensorFlow's own object graph edges
 (``_trackable_children``), so they match exactly what ``tf.train.Checkpoint`` matches, and
@@ -44,6 +48,15 @@ from .report import CheckpointLoadStatus, Listed
 
 # Edges whose objects hold training state, not weights.
 _TRAINING_STATE_EDGES = frozenset({"optimizer", "save_counter"})
+# What a SavedModel (tf-keras ``model.save("dir")``) adds to every layer's object for
+# serving: lists of the same variables, the layer's functions, ``keras_api`` (more lists).
+# Nothing there is not also reached through the checkpoint's own edges; in a SavedModel's
+# graph these edges are not followed.
+_SAVED_MODEL_EDGES = frozenset({
+    "keras_api", "variables", "trainable_variables", "non_trainable_variables", "regularization_losses",
+    "layers", "metrics", "layer_regularization_losses", "layer_metrics", "signatures", "__call__",
+    "_default_save_signature", "call_and_return_all_conditional_losses", "call_and_return_conditional_losses",
+})
 _LAYER_WITH_WEIGHTS = re.compile(r"layer_with_weights-(\d+)")
 _LAYER = re.compile(r"layer-(\d+)")
 _VALUE = "VARIABLE_VALUE"
@@ -270,6 +283,7 @@ class _Matcher:
         self.keys: dict[str, int] = {}  # key -> id(variable)
         self.visited: dict[int, Any] = {}  # node id -> model object
         self._holds: dict[int, bool] = {}
+        self.unfollowed = _TRAINING_STATE_EDGES | (_SAVED_MODEL_EDGES if _is_saved_model(graph) else frozenset())
 
     def holds_values(self, node_id: int) -> bool:
         """Whether a variable is reachable from this node (training state excluded)."""
@@ -279,7 +293,7 @@ class _Matcher:
         self._holds[node_id] = False  # a cycle adds nothing
         node = self.graph[node_id]
         holds = _value_key(node) is not None or any(
-            self.holds_values(c.node_id) for c in node.children if c.local_name not in _TRAINING_STATE_EDGES
+            self.holds_values(c.node_id) for c in node.children if c.local_name not in self.unfollowed
         )
         self._holds[node_id] = holds
         return holds
@@ -326,7 +340,7 @@ class _Matcher:
         missing: list[tuple[str, str, int]] = []
         for edge in node.children:
             name = edge.local_name
-            if name in _TRAINING_STATE_EDGES or not self.holds_values(edge.node_id):
+            if name in self.unfollowed or not self.holds_values(edge.node_id):
                 continue
             is_value = _value_key(self.graph[edge.node_id]) is not None
             target = family.child(obj, name, is_value)
@@ -444,10 +458,17 @@ def _model_target(model: Any, target: Any, family: Any) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
+def _is_saved_model(graph: wtf.ObjectGraph) -> bool:
+    """Whether the graph is a SavedModel's (its root has tf-keras's ``keras_api``)."""
+    return bool(len(graph)) and any(c.local_name == "keras_api" for c in graph[0].children)
+
+
 def _training_state_keys(graph: wtf.ObjectGraph) -> set[str]:
-    """Keys of optimizer variables, slot variables and save counters."""
+    """Keys of optimizer variables, slot variables and save counters; in a SavedModel, also
+    of the compiled metrics (``keras_api/metrics``: a loss tracker's ``total`` and ``count``)."""
+    edges = _TRAINING_STATE_EDGES | ({"metrics", "layer_metrics"} if _is_saved_model(graph) else set())
     nodes: set[int] = {s.slot_variable_node_id for _, s in graph.slot_variables()}
-    stack = [c.node_id for n in graph for c in n.children if c.local_name in _TRAINING_STATE_EDGES]
+    stack = [c.node_id for n in graph for c in n.children if c.local_name in edges]
     while stack:
         node_id = stack.pop()
         if node_id in nodes or not 0 <= node_id < len(graph):

@@ -49,6 +49,16 @@ def _is_hdf5(path: str) -> bool:
     return False
 
 
+def _is_saved_model(path: str) -> bool:
+    """A SavedModel directory (``model.save("dir")`` in tf-keras, ``tf.saved_model.save``)
+    with its variables checkpoint."""
+    return (
+        os.path.isdir(path)
+        and any(os.path.isfile(os.path.join(path, name)) for name in ("saved_model.pb", "saved_model.pbtxt"))
+        and os.path.isfile(os.path.join(path, "variables", "variables.index"))
+    )
+
+
 def _head(path: str, n: int = 64) -> bytes:
     try:
         with open(path, "rb") as fh:
@@ -62,6 +72,8 @@ def sniff(path: str | os.PathLike[str]) -> Format:
     path = os.fspath(path)
     if os.path.isfile(path + ".index") or (os.path.isdir(path) and os.path.isfile(os.path.join(path, "checkpoint"))):
         return Format.TF_CHECKPOINT
+    if _is_saved_model(path):
+        return Format.TF_CHECKPOINT  # its variables/variables checkpoint, as tf-keras loads it
     if not os.path.isfile(path):
         return Format.UNKNOWN
     head = _head(path)

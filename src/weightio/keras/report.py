@@ -177,9 +177,10 @@ class CheckpointLoadStatus(LoadReport):
     * ``unused``: checkpoint keys of model values that were not restored (objects the
       model does not have, or that ``assignment_map`` left out);
     * ``skipped``: (variable path, reason) for the model variables that got no value;
-    * ``optimizer_values``: optimizer variables, slot variables (``.OPTIMIZER_SLOT``) and
-      ``save_counter``: training state, never restored by ``load_weights`` (which restores
-      weights), so expected to be left over: no check fails because of them;
+    * ``optimizer_values``: optimizer variables, slot variables (``.OPTIMIZER_SLOT``),
+      ``save_counter`` and a SavedModel's compiled metrics: training state, never restored by
+      ``load_weights`` (which restores weights), so expected to be left over: no check fails
+      because of them;
     * ``unmatched``: paths of model variables that got no value (left unchanged).
 
     The load itself already refused any mismatch it could see (see
