@@ -724,6 +724,39 @@ def test_tensorflow_variables_take_over_the_tensors_read_into(tmp_path: Path, fm
     assert state(mine) == state(ref)
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow variables only")
+def test_tensorflow_adopts_only_arrays_it_may_own() -> None:
+    """The TensorFlow assigner hands a value's buffer to its variable only when the array is
+    C-ordered, writeable, 64-byte aligned and given to no other variable; anything else is
+    copied (Keras's assign). Values weightio has just read (``fresh``) skip the checks, except
+    that one array still goes to one variable only."""
+    from weightio.keras.assign import _assigner
+
+    def aliases(variable: Any, array: np.ndarray) -> bool:
+        return np.from_dlpack(variable._value.read_value()).ctypes.data == array.ctypes.data
+
+    variables = [keras.Variable(np.zeros(4, "float32")) for _ in range(5)]
+    slab = np.zeros(64 + 8 * 4, "float32")[16:]  # 64-byte aligned start
+    assert slab.ctypes.data % 64 == 0
+    aligned = slab[:4]
+    unaligned = slab[17:21]  # 4 bytes past a 64-byte boundary
+    readonly = np.arange(4, dtype="float32")
+    readonly.flags.writeable = False
+    for array, value in [(aligned, 1), (unaligned, 2)]:
+        array[:] = value
+    assign_all = _assigner()
+    assign_all([(variables[0], aligned), (variables[1], unaligned), (variables[2], readonly), (variables[3], aligned)])
+    assert aliases(variables[0], aligned)
+    assert not aliases(variables[1], unaligned) and not aliases(variables[2], readonly) and not aliases(variables[3], aligned)
+    assert [np.asarray(v.numpy()).tolist() for v in variables[:4]] == [[1] * 4, [2] * 4, [0, 1, 2, 3], [1] * 4]
+    # fresh: no checks but the one-variable rule.
+    again = slab[32:36]
+    again[:] = 5
+    assign_all([(variables[4], again), (variables[0], again)], fresh={id(again)})
+    assert aliases(variables[4], again) and not aliases(variables[0], again)
+    assert np.asarray(variables[0].numpy()).tolist() == [5] * 4
+
+
 @pytest.mark.skipif(BACKEND != "jax", reason="JAX arrays only")
 @pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
 def test_jax_loads_compile_nothing(tmp_path: Path, fmt: str) -> None:

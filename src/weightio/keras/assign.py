@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import numpy as np
@@ -78,8 +78,10 @@ _NUMPY_DTYPES: dict[Any, Any] = {}
 
 
 def _assigner() -> Any:
-    """``assign_all(pairs)``: the fastest correct way to set validated values (each of its
-    variable's shape) on this backend's variables, in order.
+    """``assign_all(pairs, fresh=())``: the fastest correct way to set validated values (each
+    of its variable's shape) on this backend's variables, in order. ``fresh``: the ids of the
+    values weightio has just read (``_read_and_assign``): aligned, C-ordered, writeable
+    arrays nothing else refers to, which need no checking before they are adopted.
 
     numpy: the fresh array becomes the variable's value. TensorFlow: large values read into
     tensors the variables take over (``destination``, then ``written``), the others adopted
@@ -123,7 +125,7 @@ def _assigner() -> Any:
 
 
 def _each(assign: Any) -> Any:
-    def assign_all(pairs: list[tuple[Any, Any]]) -> None:
+    def assign_all(pairs: list[tuple[Any, Any]], fresh: Collection[int] = ()) -> None:
         for variable, value in pairs:
             assign(variable, value)
 
@@ -178,7 +180,7 @@ class _TorchAssigner:
         ``copy_`` would have), so a graph that saved their old values notices."""
         self.torch.autograd.graph.increment_version([variable._value for variable in variables])
 
-    def __call__(self, pairs: list[tuple[Any, Any]]) -> None:
+    def __call__(self, pairs: list[tuple[Any, Any]], fresh: Collection[int] = ()) -> None:
         torch = self.torch
         targets: list[Any] = []
         sources: list[Any] = []
@@ -238,7 +240,7 @@ def _jax_assigner(keras_assign: Any) -> Any:
         return _each(keras_assign)
     adopted: set[int] = set()  # each array is adopted at most once: no shared buffers
 
-    def assign_all(pairs: list[tuple[Any, Any]]) -> None:
+    def assign_all(pairs: list[tuple[Any, Any]], fresh: Collection[int] = ()) -> None:
         arrays = []
         for variable, value in pairs:
             array = None
@@ -329,14 +331,19 @@ class _TensorFlowAssigner:
         self.destination = self.destinations.destination
         self.written = self.destinations.written
 
-    def __call__(self, pairs: list[tuple[Any, Any]]) -> None:
+    def __call__(self, pairs: list[tuple[Any, Any]], fresh: Collection[int] = ()) -> None:
         assign_tensorflow(
             pairs,
-            target=lambda variable: variable._value,
+            target=_keras_tf_variable,
             put=lambda variable, tensor: variable._direct_assign(tensor),
             fallback=self.keras_assign,
             dtype_of=_numpy_dtype,
+            fresh=fresh,
         )
+
+
+def _keras_tf_variable(variable: Any) -> Any:
+    return variable._value
 
 
 class TensorFlowDestinations:
@@ -405,15 +412,20 @@ class _TensorMemory:
         }
 
 
-def assign_tensorflow_pairs(pairs: list[tuple[Any, np.ndarray]]) -> None:
+def assign_tensorflow_pairs(pairs: list[tuple[Any, np.ndarray]], fresh: Collection[int] = ()) -> None:
     """tf-keras: validated (tf.Variable, numpy value of its dtype) assignments, as tf-keras's
     ``backend.batch_set_value`` would make them, faster (see ``assign_tensorflow``)."""
     assign_tensorflow(
         pairs,
-        target=lambda variable: variable,
+        target=_itself,
         put=lambda variable, tensor: variable.assign(tensor),
         fallback=lambda variable, value: variable.assign(value),
+        fresh=fresh,
     )
+
+
+def _itself(variable: Any) -> Any:
+    return variable
 
 
 def _read_and_assign(
@@ -437,11 +449,15 @@ def _read_and_assign(
         outs = usable_destinations([destination(pairs[i][0], value.shape, dtype) for i, value, dtype in zip(pending, lazies, dtypes)])
     read_lazy(lazies, dtypes, meter, outs)
     read = {pending[k] for k, out in enumerate(outs or ()) if out is not None}
-    assign_all([
-        (variable, value.materialize() if isinstance(value, LazyArray) else value)
-        for i, (variable, value) in enumerate(pairs)
-        if i not in read
-    ])
+    fresh = {id(value._array) for k, value in enumerate(lazies) if pending[k] not in read}
+    assign_all(
+        [
+            (variable, value.materialize() if isinstance(value, LazyArray) else value)
+            for i, (variable, value) in enumerate(pairs)
+            if i not in read
+        ],
+        fresh,
+    )
     if read:
         written([pairs[i][0] for i in sorted(read)])
 
@@ -481,7 +497,12 @@ _TF_NUMPY_DTYPES: dict[Any, np.dtype] = {}
 
 
 def assign_tensorflow(
-    pairs: list[tuple[Any, Any]], target: Any, put: Any, fallback: Any, dtype_of: Any = None
+    pairs: list[tuple[Any, Any]],
+    target: Any,
+    put: Any,
+    fallback: Any,
+    dtype_of: Any = None,
+    fresh: Collection[int] = (),
 ) -> None:
     """Sets validated values (each of its variable's shape) on TensorFlow variables, in order.
 
@@ -493,7 +514,8 @@ def assign_tensorflow(
     ~20-40 us of Python per variable (conversion checks, building a read-back value), most
     of a 10,000-variable load; the op itself costs ~8 us. Otherwise ``put(variable, tensor)``;
     values that cannot be adopted, or (with ``dtype_of``) are not of ``dtype_of(variable)``,
-    go to ``fallback(variable, value)``."""
+    go to ``fallback(variable, value)``. The values whose ids are in ``fresh`` (weightio's
+    just read) are known adoptable unless empty or repeated."""
     import tensorflow as tf
     from tensorflow.python.ops import resource_variable_ops
 
@@ -501,17 +523,19 @@ def assign_tensorflow(
     from_capsule, assign_op = _tensorflow_calls()
     eager = tf.executing_eagerly()
     adopted: set[int] = set()
+    numpy_of = _TF_NUMPY_DTYPES
     for variable, value in pairs:
         resource = target(variable)
         direct = eager and type(resource) is plain
         if direct:
-            wanted = _numpy_of_tf(resource._dtype)
+            wanted = numpy_of.get(resource._dtype) or _numpy_of_tf(resource._dtype)
         else:
             wanted = None if dtype_of is None else dtype_of(variable)
+        key = id(value)
         if not (
             type(value) is np.ndarray
             and (wanted is None or value.dtype == wanted)
-            and _adoptable(value, adopted)
+            and (value.size and key not in adopted if key in fresh else _adoptable(value, adopted))
         ):
             fallback(variable, value)
             continue
@@ -520,7 +544,7 @@ def assign_tensorflow(
         except Exception:  # noqa: BLE001 - a dtype DLPack cannot carry (bfloat16...)
             fallback(variable, value)
             continue
-        adopted.add(id(value))
+        adopted.add(key)
         if direct:
             assign_op(resource._handle, tensor)
         else:
