@@ -98,3 +98,24 @@ def test_a_subtree(tmp_path: Path) -> None:
         digest, addresses, paths = f._core.layout(f["bn"]._addr, True)
     assert paths == ["/bn/beta:0", "/bn/gamma:0"] and len(addresses) == 2
     assert digest != _layout(path)[0]
+
+
+def test_identity_is_the_opened_files(tmp_path: Path) -> None:
+    """``File._core.identity``: (device, inode, size, mtime_ns, ctime_ns) of the file as
+    opened, which replays compare instead of digesting an unwritten file again; a write
+    changes it; bytes handed in have none."""
+    import os
+    import time
+
+    path = _write(tmp_path / "a.h5")
+    st = os.stat(path)
+    with weightio.File(path) as f:
+        assert f._core.identity == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        before = f._core.identity
+    time.sleep(0.05)  # another clock tick: file times have a tick's resolution
+    with h5py.File(path, "a") as f:
+        f.attrs["keras_version"] = "2.15.0"  # the same value, written again
+    with weightio.File(path) as f:
+        assert f._core.identity != before
+    with weightio.File("mem.h5", buffer=path.read_bytes()) as f:
+        assert f._core.identity is None

@@ -128,6 +128,7 @@ class H5File {
 
   const hdf5::File& file() const { return *file_; }
   const uint8_t* mapped_data() const { return map_->data(); }
+  const io::MappedFile& map() const { return *map_; }
   Mapping mapping() const { return Mapping{map_}; }
 
   py::list links(uint64_t group) const {
@@ -509,6 +510,15 @@ void register_hdf5(py::module_& m) {
       .def(py::init<py::buffer, const std::string&>(), py::arg("buffer"), py::arg("name"))
       .def_property_readonly("path", [](const H5File& f) { return f.file().path(); })
       .def_property_readonly("root", [](const H5File& f) { return f.file().root(); })
+      .def_property_readonly(
+          "identity",
+          [](const H5File& f) -> py::object {
+            const auto& id = f.map().identity();
+            if (!id) return py::none();
+            return py::make_tuple(id->device, id->inode, id->size, id->mtime_ns, id->ctime_ns);
+          },
+          "(device, inode, size, mtime_ns, ctime_ns) of the file as opened (fstat of the mapped "
+          "descriptor); None for bytes handed in")
       .def_property_readonly("superblock_version", [](const H5File& f) { return f.file().superblock().version; })
       .def_property_readonly("userblock_size", [](const H5File& f) { return f.file().superblock().location; })
       .def_property_readonly("sizeof_offsets", [](const H5File& f) { return f.file().superblock().sizeof_offsets; })

@@ -36,6 +36,18 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     throw_os("cannot open", path);
   }
   size_ = static_cast<size_t>(st.st_size);
+  if (S_ISREG(st.st_mode)) {
+#ifdef __APPLE__
+    const struct timespec &mtime = st.st_mtimespec, &ctime = st.st_ctimespec;
+#else
+    const struct timespec &mtime = st.st_mtim, &ctime = st.st_ctim;
+#endif
+    constexpr int64_t kNs = 1000000000;
+    identity_ = FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                             static_cast<uint64_t>(st.st_size),
+                             static_cast<int64_t>(mtime.tv_sec) * kNs + mtime.tv_nsec,
+                             static_cast<int64_t>(ctime.tv_sec) * kNs + ctime.tv_nsec};
+  }
   if (size_ == 0) {
     data_ = nullptr;
     return;

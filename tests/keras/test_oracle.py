@@ -457,6 +457,66 @@ def test_forget_plans(variant_files, fmt: str, monkeypatch) -> None:
     assert seen == [True, False, True]
 
 
+def _count_digests(monkeypatch) -> list[int]:
+    from weightio.keras import tree_check
+
+    calls: list[int] = []
+    original = tree_check._layout
+
+    def counting(*args: Any) -> Any:
+        calls.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(tree_check, "_layout", counting)
+    return calls
+
+
+@pytest.mark.parametrize("fmt", LEGACY)
+def test_replays_trust_an_unchanged_file(variant_files, tmp_path: Path, fmt: str, monkeypatch) -> None:
+    """A replay does not digest the file again when the file opened is the one the plan saw,
+    unwritten since (same device, inode, size, mtime, ctime); a file written in place is
+    digested again, and a changed layout then goes through Keras's loader. (RACY_NS is 0
+    here: by default a file changed in the 2 s before its digest is never trusted.)"""
+    from weightio.keras import tree_check
+
+    monkeypatch.setattr(tree_check, "RACY_NS", 0)
+    path = tmp_path / variant_files["A", fmt].name
+    shutil.copy(variant_files["A", fmt], path)
+    digests = _count_digests(monkeypatch)
+    ref, mine = _mlp(SOURCE), _mlp(SOURCE)
+    counts = []
+    for _ in range(3):
+        before = snapshot(mine)
+        assert_same(ref, keras_load(ref, path), mine, weightio_load(mine, path), before)
+        counts.append(len(digests))
+    assert counts == [1, 1, 1]  # the plan's digest, then none
+    time.sleep(0.05)  # another clock tick: the write gets new times
+    with h5py.File(path, "a") as f:  # the same size: gamma and beta swap names
+        group = f["model_weights"] if "model_weights" in f else f
+        names = list(group["bn"].attrs["weight_names"])
+        names[0], names[1] = names[1], names[0]
+        group["bn"].attrs["weight_names"] = names
+    for _ in range(2):
+        before = snapshot(mine)
+        assert_same(ref, keras_load(ref, path), mine, weightio_load(mine, path), before)
+        counts.append(len(digests))
+    assert counts[3] > counts[2]  # digested again: not the same (plan rejected, a new one made)
+    assert counts[4] == counts[3]
+
+
+@pytest.mark.parametrize("fmt", ["legacy_h5"])
+def test_replays_digest_a_recently_written_file(variant_files, tmp_path: Path, fmt: str, monkeypatch) -> None:
+    """A file written less than RACY_NS before its digest could be rewritten within the same
+    clock tick without new times: it is digested on every replay."""
+    path = tmp_path / "fresh.h5"
+    shutil.copy(variant_files["A", fmt], path)
+    digests = _count_digests(monkeypatch)
+    mine = _mlp(SOURCE)
+    for _ in range(3):
+        wk.load_weights(mine, path)
+    assert len(digests) == 3
+
+
 @pytest.mark.parametrize("fmt", NATIVE)
 def test_traversal_builds_each_skipset_once(saved, fmt: str, monkeypatch) -> None:
     """Keras's traversal asks ``get_attr_skipset`` for every object it visits, and builds

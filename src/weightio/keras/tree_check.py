@@ -1,38 +1,86 @@
-"""The file's side of a remembered legacy load (``legacy.py`` for Keras 3, ``tf_keras.py``):
+"""The file's side of a remembered load (``legacy.py`` for Keras 3, ``tf_keras.py``, ``v3.py``):
 one native digest of everything a loader reads of the file (every group's attributes, every
 dataset's path, shape and element type; see ``cpp/hdf5/tree_digest.h``), taken when the plan
 is made and compared before it is replayed. Equal digests mean the loader would read the same
-names and find datasets of the same shapes and types under the same paths."""
+names and find datasets of the same shapes and types under the same paths.
+
+A file that has not been written since its digest was taken need not be digested again: when
+the file opened now has the identity recorded then (device, inode, size, modification and
+status-change times, from the ``fstat`` of the descriptor that was mapped; see
+``File._core.identity``), the remembered addresses are used as they are. Any write changes the
+status-change time, which no one can set back. File times have the resolution of the kernel's
+clock tick, though, so a file changed in the tick it was digested in could change again without
+new times; an identity is recorded only for a file last changed ``RACY_NS`` or more before its
+digest was taken (git's "racy" index entries, the same way round). Files given as bytes (a
+``.keras`` archive's member) have no identity and are digested on every replay."""
 
 from __future__ import annotations
 
+import time
+
 from ..file import File
+
+RACY_NS = 2_000_000_000
 
 
 class FileSide:
     """The file as a plan saw it: its digest, every dataset's path (the report's unused
-    entries), and where in that list each of the plan's datasets is."""
+    entries), where in that list each of the plan's datasets is, and, when trusted, the
+    file's identity with those datasets' addresses."""
 
-    __slots__ = ("digest", "entries", "positions")
+    __slots__ = ("digest", "entries", "positions", "identity", "addresses")
 
-    def __init__(self, digest: bytes, entries: list[str], positions: list[int]) -> None:
+    def __init__(
+        self,
+        digest: bytes,
+        entries: list[str],
+        positions: list[int],
+        identity: tuple[int, ...] | None = None,
+        addresses: list[int] | None = None,
+    ) -> None:
         self.digest = digest
         self.entries = entries
         self.positions = positions
+        self.identity = identity
+        self.addresses = addresses
+
+
+def _layout(file: File, with_paths: bool) -> tuple[bytes, list[int], list[str] | None]:
+    return file._call(file.filename, file._core.layout, file._addr, with_paths)
+
+
+def _identity_to_trust(file: File, taken_ns: int) -> tuple[int, ...] | None:
+    """The file's identity if it was last changed ``RACY_NS`` before ``taken_ns``."""
+    identity = file._core.identity
+    if identity is None or max(identity[3], identity[4]) > taken_ns - RACY_NS:
+        return None
+    return tuple(identity)
 
 
 def remember(file: File, paths: list[str]) -> FileSide | None:
     """The file's side of a plan whose values were read from the datasets ``paths``; None
     when one of them is not a dataset the digest covers (a linked one, say: no plan then)."""
-    digest, _, entries = file._call(file.filename, file._core.layout, file._addr, True)
+    taken = time.time_ns()
+    digest, addresses, entries = _layout(file, True)
+    assert entries is not None
     position = {path: i for i, path in enumerate(entries)}
     positions = [position.get(path, -1) for path in paths]
-    return None if -1 in positions else FileSide(digest, entries, positions)
+    if -1 in positions:
+        return None
+    return FileSide(digest, entries, positions, _identity_to_trust(file, taken), [addresses[i] for i in positions])
 
 
 def addresses_if_unchanged(file: File, side: FileSide) -> list[int] | None:
-    """The addresses of the plan's datasets in this file, if its digest is the plan's."""
-    digest, addresses, _ = file._call(file.filename, file._core.layout, file._addr, False)
+    """The addresses of the plan's datasets in this file, if it is the file the plan saw
+    (same identity) or its digest is the plan's."""
+    identity = file._core.identity
+    if identity is not None and side.addresses is not None and tuple(identity) == side.identity:
+        return side.addresses
+    taken = time.time_ns()
+    digest, addresses, _ = _layout(file, False)
     if digest != side.digest:
         return None
-    return [addresses[i] for i in side.positions]
+    side.addresses = [addresses[i] for i in side.positions]
+    side.identity = _identity_to_trust(file, taken)
+    return side.addresses
+
