@@ -378,6 +378,42 @@ def test_repeated_loads_replay(files, tmp_path: Path, fmt: str) -> None:
     assert state(mine) == before
 
 
+@pytest.mark.parametrize("fmt", V3)
+def test_v3_replays_answer_from_the_remembered_store(files, tmp_path: Path, fmt: str, monkeypatch) -> None:
+    """A v3 replay over an unchanged file (or one with the same layout) looks no group up:
+    the first load's selections are answered from memory, with the same report; a file of
+    another layout is looked up again."""
+    from weightio.keras import tree_check
+
+    monkeypatch.setattr(tree_check, "RACY_NS", 0)
+    lookups: list[str] = []
+    original = tf_keras_loader._Store.get
+
+    def get(self: Any, path: str) -> Any:
+        lookups.append(path)
+        return original(self, path)
+
+    monkeypatch.setattr(tf_keras_loader._Store, "get", get)
+    (tmp_path / "other").mkdir()
+    other = save(build("nested", seed=2), fmt, tmp_path / "other")
+    ref, mine = build("nested", seed=1), build("nested", seed=1)
+    seen = []
+    for path in (files("nested", fmt), files("nested", fmt), other):
+        lookups.clear()
+        ref.load_weights(str(path))
+        out = wk.load_weights(mine, path)
+        assert state(mine) == state(ref)
+        seen.append((bool(lookups), out.loaded, sorted(out.unused)))
+    assert [looked for looked, *_ in seen] == [True, False, False]
+    assert seen[1][1:] == seen[0][1:]
+    lookups.clear()
+    before = state(mine)
+    ref_out = run(lambda: build("nested", seed=1).load_weights(str(files("mlp", fmt))))
+    mine_out = run(lambda: wk.load_weights(mine, files("mlp", fmt)))
+    assert ref_out.error is not None and mine_out.describe() == ref_out.describe() and state(mine) == before
+    assert lookups  # another layout: looked up (and tf-keras's error)
+
+
 @pytest.mark.parametrize("fmt", ["legacy_h5", "full_model_h5"])
 def test_legacy_replay_follows_changes(files, tmp_path: Path, fmt: str) -> None:
     """tf-keras pairs a legacy file's values with each layer's trainable weights first, in

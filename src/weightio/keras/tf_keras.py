@@ -26,6 +26,7 @@ from . import report, tree_check
 from .assign import LOAD_LOCK, assign_tensorflow_pairs, patched, read_and_assign_tensorflow
 from .formats import WeightSources
 from .prefetch import Deferred, LazyArray, Prefetched, Source, prefetch_all
+from .remembered import Notes, Remembered, ReplayStore, remember
 
 
 def is_tf_keras_model(model: Any) -> bool:
@@ -151,6 +152,7 @@ class _Plan(NamedTuple):
     steps: list[Any]  # legacy: (variable, dataset path, shape, stored dtype); v3: (object, store path)
     group: str | None = None  # legacy: the weights group, and the file as the plan saw it
     file: tree_check.FileSide | None = None
+    remembered: Remembered | None = None  # v3: the store's answers, while the file is unchanged
 
 
 _LEGACY_PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
@@ -268,8 +270,25 @@ def load_v3(
     recorded: list[tuple[Any, Any]] = []
     plan = _PLANS.get(model) if not skip_mismatch else None
     steps: list[tuple[Any, str]] | None = None
-    source: Prefetched | Deferred
-    if plan is not None and plan.signature == _signature(model) and tf.executing_eagerly():
+    source: Prefetched | Deferred | ReplayStore
+    store: _Store | ReplayStore
+    replay = plan is not None and plan.signature == _signature(model) and tf.executing_eagerly()
+    if replay and plan is not None and plan.remembered is not None:
+        # The file unchanged: the first load's selections answered from memory.
+        try:
+            remembered = plan.remembered.store({"": file}, None, threads)
+            if remembered is not None:
+                store = source = remembered
+                with _recording_tf_assign(recorded):
+                    for trackable, inner_path in plan.steps:
+                        store.lazy_ok = getattr(type(trackable), "load_own_variables", None) in plain
+                        trackable.load_own_variables(store.get(inner_path))
+                store.lazy_ok = False
+                read_and_assign_tensorflow(recorded, meter)
+                steps = plan.steps
+        except Exception:  # noqa: BLE001 - nothing assigned; the ordinary ways below
+            recorded.clear()
+    if steps is None and replay:
         # A repeated load: objects that only assign get their values unread (LazyArray);
         # then every value is read at once, large ones into the tensors the variables take
         # over, before anything is assigned.
@@ -289,6 +308,7 @@ def load_v3(
         steps = []
         (source,) = prefetch_all({"": file}, threads, meter).values()
         store = _Store(source)
+        store.notes = notes = Notes()
         original_load_state = saving_lib._load_state
 
         def observed(trackable: Any, weights_store: Any, *args: Any, **kwargs: Any) -> Any:
@@ -306,8 +326,13 @@ def load_v3(
                 skip_mismatch=skip_mismatch,
                 visited_trackables=set(),
             )
+        store.notes = None
         if not skip_mismatch:
-            _PLANS[model] = _Plan(_signature(model), steps)
+            try:
+                remembered = remember(notes, {"": file}, {"": source.arrays}, None)
+            except Exception:  # noqa: BLE001 - no remembered store; replays look the file up
+                remembered = None
+            _PLANS[model] = _Plan(_signature(model), steps, remembered=remembered)
         if tf.executing_eagerly():
             assign_tensorflow_pairs(recorded)
         else:
@@ -315,7 +340,8 @@ def load_v3(
     for trackable, inner_path in steps:
         if getattr(type(trackable), "load_own_variables", None) not in plain:
             trackable.load_own_variables(store.get(inner_path))
-    details = report.Details(model, report.compact(recorded, source.origin_map()), source.entries())
+    origins = source.origins if isinstance(source, ReplayStore) else source.origin_map()
+    details = report.Details(model, report.compact(recorded, origins), source.entries())
     return len({id(v) for v, _ in recorded}), details
 
 
@@ -345,17 +371,21 @@ class _Store:
     def __init__(self, source: Prefetched | Deferred) -> None:
         self.source = source
         self.lazy_ok = False  # whether values may be handed out unread (see _lookup)
+        self.notes: Notes | None = None  # a first load's selections, for replays (remembered.py)
 
     def __bool__(self) -> bool:
         return True
 
     def get(self, path: str) -> Any:
         root = self.source.file
+        group = None
         if not path:
-            return _Vars(self, root["vars"])
-        if path in root and "vars" in root[path]:
-            return _Vars(self, root[path]["vars"])
-        return {}
+            group = root["vars"]
+        elif path in root and "vars" in root[path]:
+            group = root[path]["vars"]
+        if self.notes is not None:
+            self.notes.selected(path, [] if group is None else [("", group, group.keys())])
+        return {} if group is None else _Vars(self, group)
 
     def close(self) -> None:
         pass

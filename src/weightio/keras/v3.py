@@ -16,6 +16,7 @@ from .assign import patched, recording
 from .formats import WeightSources
 from . import report
 from .prefetch import Deferred, LazyArray, prefetch_all
+from .remembered import Notes, Remembered, remember
 from .safe import safe_group
 
 
@@ -44,6 +45,7 @@ class WeightioStore(saving_lib.H5IOStore):
         # do nothing with them but assign them (see load()).
         self.lazy_ok = False
         self.handed: list[int] = []  # ids of values handed out (to learn which objects are pure)
+        self.notes: Notes | None = None  # a first load's selections, for replays (remembered.py)
 
     def __bool__(self) -> bool:
         return True
@@ -75,12 +77,17 @@ class WeightioStore(saving_lib.H5IOStore):
             parsed = path or "/vars"
             listed = weight_map.get(parsed) or weight_map.get(f"/{parsed}/vars")
             names = [] if listed is None else (listed if isinstance(listed, list) else [listed])
+        selected = []
         for name in names:
             pre = self.prefetched[name]
             group = self._vars_group(pre.file, path)
             if group is not None:
                 # The group's member names, listed once (objects look up each variable).
-                self._entries.append((pre, group, frozenset(group.keys())))
+                keys = group.keys()
+                self._entries.append((pre, group, frozenset(keys)))
+                selected.append((name, group, keys))
+        if self.notes is not None:
+            self.notes.selected(path, selected)
         return self
 
     def has_path(self, path: str) -> bool:
@@ -150,6 +157,9 @@ def load(
         )
     plan = _PLANS.get(model) if objects_to_skip is None else None
     if plan is not None and plan.signature == signature(model):
+        replayed = _replay_remembered(model, plan, sources, threads, meter)
+        if replayed is not None:
+            return replayed
         try:
             store = WeightioStore(sources, threads, deferred=True)
             with recording() as recorder:
@@ -161,6 +171,7 @@ def load(
         except Exception:  # noqa: BLE001 - Keras's own traversal below reports it exactly
             pass
     store = WeightioStore(sources, threads, meter=meter)
+    store.notes = Notes() if objects_to_skip is None else None
     failed: set[int] = set()
     visited = {id(o) for o in objects_to_skip} if objects_to_skip is not None else set()
     errors: dict[int, Any] = {}
@@ -183,7 +194,7 @@ def load(
         # An object is "pure" when every value it was handed went straight into an assign.
         assigned = {id(value) for _, value in recorder.pairs}
         pure = [all(i in assigned for i in ids) for ids in handed]
-        _PLANS[model] = _Plan(signature(model), steps, pure)
+        _PLANS[model] = _Plan(signature(model), steps, pure, _remembered(store, sources))
     assigned = recorder.apply(model)
     skipped: list[tuple[Any, str]] = [(obj, "objects_to_skip") for obj in objects_to_skip or ()]
     skipped += [(obj, f"skip_mismatch: {error}") for obj, error in errors.values()]
@@ -199,10 +210,49 @@ def load(
 
 
 class _Plan:
-    def __init__(self, signature: tuple[Any, ...], steps: list[tuple[Any, str]], pure: list[bool]) -> None:
+    def __init__(
+        self,
+        signature: tuple[Any, ...],
+        steps: list[tuple[Any, str]],
+        pure: list[bool],
+        remembered: Remembered | None = None,
+    ) -> None:
         self.signature = signature
         self.steps = steps
         self.pure = pure
+        self.remembered = remembered  # the store's answers, while the files are unchanged
+
+
+def _remembered(store: WeightioStore, sources: WeightSources) -> Remembered | None:
+    if store.notes is None:
+        return None
+    arrays = {name: getattr(pre, "arrays", {}) for name, pre in store.prefetched.items()}
+    try:
+        return remember(store.notes, sources.files, arrays, sources.weight_map)
+    except Exception:  # noqa: BLE001 - no remembered store; replays look the file up
+        return None
+
+
+def _replay_remembered(
+    model: Any, plan: _Plan, sources: WeightSources, threads: int | None, meter: Any
+) -> tuple[int, report.Details] | None:
+    """The plan's ``load_own_variables`` calls over the remembered store, if the files are
+    unchanged; None otherwise, or when anything goes differently (the caller then loads
+    the ordinary way, which reports errors exactly)."""
+    if plan.remembered is None:
+        return None
+    try:
+        store = plan.remembered.store(sources.files, sources.weight_map, threads)
+        if store is None:
+            return None
+        with recording() as recorder:
+            for (saveable, inner_path), pure in zip(plan.steps, plan.pure):
+                store.lazy_ok = pure
+                saveable.load_own_variables(store.get(inner_path))
+        assigned = recorder.apply(model, meter)
+    except Exception:  # noqa: BLE001 - nothing was assigned: the ordinary load reports it
+        return None
+    return assigned, report.Details(model, report.compact(recorder.pairs, store.origins), store.entries(), [])
 
 
 _PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
