@@ -273,37 +273,38 @@ def load_v3(
     source: Prefetched | Deferred | ReplayStore
     store: _Store | ReplayStore
     replay = plan is not None and plan.signature == _signature(model) and tf.executing_eagerly()
-    if replay and plan is not None and plan.remembered is not None:
-        # The file unchanged: the first load's selections answered from memory.
-        try:
-            remembered = plan.remembered.store({"": file}, None, threads)
-            if remembered is not None:
-                store = source = remembered
-                with _recording_tf_assign(recorded):
-                    for trackable, inner_path in plan.steps:
-                        store.lazy_ok = getattr(type(trackable), "load_own_variables", None) in plain
-                        trackable.load_own_variables(store.get(inner_path))
-                store.lazy_ok = False
-                read_and_assign_tensorflow(recorded, meter)
-                steps = plan.steps
-        except Exception:  # noqa: BLE001 - nothing assigned; the ordinary ways below
-            recorded.clear()
-    if steps is None and replay:
-        # A repeated load: objects that only assign get their values unread (LazyArray);
-        # then every value is read at once, large ones into the tensors the variables take
-        # over, before anything is assigned.
-        source = Deferred(file, threads)
-        store = _Store(source)
+
+    def replayed(over: _Store | ReplayStore) -> bool:
+        """The plan's ``load_own_variables`` calls over ``over``: objects that only assign
+        get their values unread (LazyArray); then every value is read at once, large ones
+        into the tensors the variables take over, before anything is assigned. False (and
+        nothing assigned) if anything went wrong."""
+        assert plan is not None
         try:
             with _recording_tf_assign(recorded):
                 for trackable, inner_path in plan.steps:
-                    store.lazy_ok = getattr(type(trackable), "load_own_variables", None) in plain
-                    trackable.load_own_variables(store.get(inner_path))
-            store.lazy_ok = False
+                    over.lazy_ok = getattr(type(trackable), "load_own_variables", None) in plain
+                    trackable.load_own_variables(over.get(inner_path))
+            over.lazy_ok = False
             read_and_assign_tensorflow(recorded, meter)
-            steps = plan.steps
+            return True
         except Exception:  # noqa: BLE001 - the full traversal below reports it exactly
             recorded.clear()
+            return False
+
+    if replay:
+        assert plan is not None
+        # While the file is unchanged, the first load's selections answered from memory;
+        # else the file looked up again.
+        remembered = _remembered_store(plan.remembered, file, threads)
+        if remembered is not None and replayed(remembered):
+            store = source = remembered
+            steps = plan.steps
+        else:
+            source = Deferred(file, threads)
+            store = _Store(source)
+            if replayed(store):
+                steps = plan.steps
     if steps is None:
         steps = []
         (source,) = prefetch_all({"": file}, threads, meter).values()
@@ -343,6 +344,15 @@ def load_v3(
     origins = source.origins if isinstance(source, ReplayStore) else source.origin_map()
     details = report.Details(model, report.compact(recorded, origins), source.entries())
     return len({id(v) for v, _ in recorded}), details
+
+
+def _remembered_store(remembered: Remembered | None, file: File, threads: int | None) -> ReplayStore | None:
+    if remembered is None:
+        return None
+    try:
+        return remembered.store({"": file}, None, threads)
+    except Exception:  # noqa: BLE001 - the file is looked up instead
+        return None
 
 
 # Model -> the plan of its last v3 load: the objects whose load_own_variables ran, with their store paths.
