@@ -154,6 +154,7 @@ def run(
     import importlib.util
 
     workdir = workdir or tempfile.mkdtemp(prefix="weightio-bench-keras-")
+    os.makedirs(workdir, exist_ok=True)  # a --workdir that does not exist yet
     rows: list[dict[str, Any]] = []
     common = ["--json", "--repeat", str(repeat), "--workdir", workdir]
     for backend in backends:
@@ -220,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tf-keras-ms", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     workdir = args.workdir or tempfile.mkdtemp(prefix="weightio-bench-keras-")
+    os.makedirs(workdir, exist_ok=True)
     if args.tf_keras_checkpoint:
         print(json.dumps(bench_tf_keras_checkpoint(workdir, args.repeat)))
         return 0
