@@ -51,6 +51,8 @@ class Remembered:
         weight_map: Any,
     ) -> None:
         self.selections = selections
+        # Each selection's member names as sets, made once (a replay looks every value up).
+        self.keysets = {path: [frozenset(names) for _, _, names in parts] for path, parts in selections.items()}
         self.datasets = datasets  # file name -> dataset path -> (position, shape, dtype)
         self.sides = sides
         self.weight_map = weight_map
@@ -101,10 +103,10 @@ class Selection:
 
     __slots__ = ("names", "parts", "store")
 
-    def __init__(self, store: ReplayStore, parts: list[Part]) -> None:
+    def __init__(self, store: ReplayStore, parts: list[Part], names: list[frozenset[str]]) -> None:
         self.store = store
         self.parts = parts
-        self.names = [frozenset(names) for _, _, names in parts]
+        self.names = names
 
     def keys(self) -> list[str]:
         return [key for _, _, names in self.parts for key in names]
@@ -141,7 +143,7 @@ class ReplayStore:
         parts = self.remembered.selections.get(path)
         if parts is None:
             raise Unremembered(path)
-        return Selection(self, parts)
+        return Selection(self, parts, self.remembered.keysets[path])
 
     def value(self, name: str, path: str) -> Any:
         found = self.remembered.datasets[name].get(path)
