@@ -58,12 +58,16 @@ class Remembered:
         self.weight_map = weight_map
 
     def store(self, files: dict[str, File], weight_map: Any, threads: int | None) -> ReplayStore | None:
-        """A store answering as the first load's did, if these files are what it saw."""
+        """A store answering as the first load's did, if these files are what it saw; None
+        otherwise (also when a file cannot be digested: the caller looks it up)."""
         if weight_map != self.weight_map or files.keys() != self.sides.keys():
             return None
         addresses: dict[str, list[int]] = {}
         for name, side in self.sides.items():
-            found = tree_check.addresses_if_unchanged(files[name], side)
+            try:
+                found = tree_check.addresses_if_unchanged(files[name], side)
+            except Exception:  # noqa: BLE001 - the ordinary lookup meets it and reports it
+                return None
             if found is None:
                 return None
             addresses[name] = found
@@ -90,7 +94,10 @@ def remember(
     sides: dict[str, tree_check.FileSide] = {}
     for name, f in files.items():
         paths = list(wanted[name])
-        side = tree_check.remember(f, paths)
+        try:
+            side = tree_check.remember(f, paths)
+        except Exception:  # noqa: BLE001 - no remembered store; replays look the file up
+            return None
         if side is None:
             return None
         sides[name] = side
@@ -157,6 +164,10 @@ class ReplayStore:
         array = lazy.materialize()
         self.origins[id(array)] = (source.prefix + path,)
         return array
+
+    def origin_map(self) -> dict[int, tuple[str, ...]]:
+        """Which entry each value read one by one is (by id); lazy values know their own."""
+        return self.origins
 
     def entries(self) -> list[str]:
         """Every dataset of the files (for ``LoadReport.unused``)."""

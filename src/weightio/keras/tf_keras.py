@@ -296,7 +296,7 @@ def load_v3(
         assert plan is not None
         # While the file is unchanged, the first load's selections answered from memory;
         # else the file looked up again.
-        remembered = _remembered_store(plan.remembered, file, threads)
+        remembered = None if plan.remembered is None else plan.remembered.store({"": file}, None, threads)
         if remembered is not None and replayed(remembered):
             store = source = remembered
             steps = plan.steps
@@ -329,10 +329,7 @@ def load_v3(
             )
         store.notes = None
         if not skip_mismatch:
-            try:
-                remembered = remember(notes, {"": file}, {"": source.arrays}, None)
-            except Exception:  # noqa: BLE001 - no remembered store; replays look the file up
-                remembered = None
+            remembered = remember(notes, {"": file}, {"": source.arrays}, None)
             _PLANS[model] = _Plan(_signature(model), steps, remembered=remembered)
         if tf.executing_eagerly():
             assign_tensorflow_pairs(recorded)
@@ -341,18 +338,8 @@ def load_v3(
     for trackable, inner_path in steps:
         if getattr(type(trackable), "load_own_variables", None) not in plain:
             trackable.load_own_variables(store.get(inner_path))
-    origins = source.origins if isinstance(source, ReplayStore) else source.origin_map()
-    details = report.Details(model, report.compact(recorded, origins), source.entries())
+    details = report.Details(model, report.compact(recorded, source.origin_map()), source.entries())
     return len({id(v) for v, _ in recorded}), details
-
-
-def _remembered_store(remembered: Remembered | None, file: File, threads: int | None) -> ReplayStore | None:
-    if remembered is None:
-        return None
-    try:
-        return remembered.store({"": file}, None, threads)
-    except Exception:  # noqa: BLE001 - the file is looked up instead
-        return None
 
 
 # Model -> the plan of its last v3 load: the objects whose load_own_variables ran, with their store paths.

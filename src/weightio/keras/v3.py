@@ -227,10 +227,7 @@ def _remembered(store: WeightioStore, sources: WeightSources) -> Remembered | No
     if store.notes is None:
         return None
     arrays = {name: getattr(pre, "arrays", {}) for name, pre in store.prefetched.items()}
-    try:
-        return remember(store.notes, sources.files, arrays, sources.weight_map)
-    except Exception:  # noqa: BLE001 - no remembered store; replays look the file up
-        return None
+    return remember(store.notes, sources.files, arrays, sources.weight_map)
 
 
 def _replay_remembered(
@@ -252,7 +249,7 @@ def _replay_remembered(
         assigned = recorder.apply(model, meter)
     except Exception:  # noqa: BLE001 - nothing was assigned: the ordinary load reports it
         return None
-    return assigned, report.Details(model, report.compact(recorder.pairs, store.origins), store.entries(), [])
+    return assigned, report.Details(model, report.compact(recorder.pairs, store.origin_map()), store.entries(), [])
 
 
 _PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
