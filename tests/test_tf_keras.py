@@ -463,3 +463,36 @@ def test_replay_reads_large_values_into_the_variables_tensors(tmp_path: Path, fm
     with pytest.raises(weightio.Error):
         wk.load_weights(mine, bad)
     assert state(mine) == before
+
+
+def _visits(model: Any, faster: bool) -> list[tuple[str, int]]:
+    """Each (path, object) tf-keras's ``_load_state`` visits in ``model`` (no store: the walk only)."""
+    from tf_keras.src.saving import saving_lib
+
+    from weightio.keras.assign import patched
+    from weightio.keras.walk import faster_tf_keras_traversal
+
+    calls: list[tuple[str, int]] = []
+    original = saving_lib._load_state
+
+    def spy(trackable: Any, weights_store: Any, assets_store: Any, inner_path: str, **kw: Any) -> Any:
+        calls.append((inner_path, id(trackable)))
+        return original(trackable, weights_store, assets_store, inner_path, **kw)
+
+    with patched(saving_lib, _load_state=spy):
+        if faster:
+            with faster_tf_keras_traversal():
+                saving_lib._load_state(model, None, None, "", visited_trackables=set())
+        else:
+            saving_lib._load_state(model, None, None, "", visited_trackables=set())
+    return calls
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_the_faster_traversal_visits_what_tf_keras_visits(name: str) -> None:
+    """The same objects at the same paths in the same order as tf-keras's own walk, which
+    evaluates ``_tracking_metadata`` (a JSON string) for every layer."""
+    model = build(name, seed=0)
+    expected = _visits(model, faster=False)
+    assert len(expected) > 2
+    assert _visits(model, faster=True) == expected

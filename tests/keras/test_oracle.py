@@ -1614,3 +1614,170 @@ def test_install_uninstall_installed() -> None:
 def test_not_a_keras_model(mlp_files) -> None:
     with pytest.raises(TypeError, match="expects a Keras model"):
         wk.load_weights(object(), mlp_files["weights_h5"])
+
+
+# -- Keras's traversal, faster (weightio.keras.walk) -----------------------------------------
+
+
+class _Hiding(layers.Layer):
+    """A layer with its own ``__dir__`` that hides one of its sublayers from Keras's walk."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shown = layers.Dense(3, name="shown")
+        self.secret = layers.Dense(3, name="secret")
+
+    def __dir__(self) -> list[str]:
+        return [name for name in super().__dir__() if name != "secret"]
+
+    def call(self, x: Any) -> Any:
+        return self.secret(self.shown(x))
+
+
+class _Unusual(keras.Model):
+    """Children in the places a cached walk could get wrong: an instance attribute shadowing
+    a method, a property giving a sublayer (visited under the property's name, which sorts
+    before the private attribute), a property that raises, a layer with its own ``__dir__``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        shadowing = layers.Dense(3, name="shadowing")
+        self.shadowing = shadowing  # torch: a submodule, and the method below wins
+        self._shadowing = shadowing
+        self._inner = layers.Dense(3, name="inner")
+        self.hiding = _Hiding(name="hiding")
+
+    def shadowing(self) -> None:  # the instance's attribute of the same name wins
+        return None
+
+    @property
+    def exposed(self) -> Any:
+        return self._inner
+
+    @property
+    def broken(self) -> Any:
+        raise RuntimeError("not this one")
+
+    def call(self, x: Any) -> Any:
+        return self.hiding(self._inner(self._shadowing(x)))
+
+
+class _UnusualShared(_Unusual):
+    """And a class-level list of layers (shared by every instance: for the walk only)."""
+
+    shared_blocks: list[Any] = []
+
+    def call(self, x: Any) -> Any:
+        if not self.shared_blocks:
+            self.shared_blocks.append(layers.Dense(3, name="class_level"))
+        return self.shared_blocks[0](super().call(x))
+
+
+def _unusual(seed: int, kind: type = _Unusual) -> keras.Model:
+    model = kind(name="unusual")
+    model(np.zeros((1, 3), "float32"))
+    return models.randomize(model, seed)
+
+
+def _visits(model: Any, faster: bool) -> list[tuple[str, int]]:
+    """Each (path, object) Keras's ``_load_state`` visits in ``model`` (no store: the walk only)."""
+    from weightio.keras.assign import patched
+    from weightio.keras.walk import faster_traversal
+
+    calls: list[tuple[str, int]] = []
+    original = saving_lib._load_state
+
+    def spy(saveable: Any, weights_store: Any, assets_store: Any, inner_path: str, **kw: Any) -> Any:
+        calls.append((inner_path, id(saveable)))
+        return original(saveable, weights_store, assets_store, inner_path, **kw)
+
+    with patched(saving_lib, _load_state=spy):
+        if faster:
+            with faster_traversal():
+                saving_lib._load_state(model, None, None, "", visited_saveables=set())
+        else:
+            saving_lib._load_state(model, None, None, "", visited_saveables=set())
+    return calls
+
+
+@pytest.mark.parametrize("name", [*models.MODELS, "with_optimizer", "unusual"])
+def test_the_faster_traversal_visits_what_keras_visits(name: str) -> None:
+    """The same objects at the same paths in the same order as Keras's own walk."""
+    if name == "with_optimizer":
+        model = _with_optimizer(compiled=True, built=True, seed=0)
+    elif name == "unusual":
+        model = _unusual(seed=0, kind=_UnusualShared)
+    else:
+        model = models.build(name)
+    expected = _visits(model, faster=False)
+    assert len(expected) > 2
+    assert _visits(model, faster=True) == expected
+    if name == "unusual":
+        paths = {path for path, _ in expected}
+        shadowed = "_shadowing" if BACKEND == "torch" else "shadowing"
+        assert {shadowed, "exposed", "hiding/shown", "shared_blocks/dense"} <= paths
+        assert not any(path.endswith("secret") for path in paths)
+
+
+def test_unusual_children_load_as_keras_loads_them(tmp_path: Path) -> None:
+    source = _unusual(seed=0)
+    path = save(source, "weights_h5", tmp_path)
+    ref, mine, _, _ = oracle(lambda: _unusual(seed=1), path, compare_outputs=False)
+    assert state(mine) != state(_unusual(seed=1))
+
+
+@pytest.mark.parametrize("fmt", NATIVE)
+def test_a_first_load_reads_the_assigned_values_at_its_end(saved, fmt: str, monkeypatch) -> None:
+    """On a first load, the layers whose ``load_own_variables`` is Keras's own assign-only
+    one (Dense here) are handed unread values, read in one pass at the end; a layer with its
+    own (Normalization) gets arrays. The result is Keras's."""
+    from weightio.keras import assign
+    from weightio.keras.prefetch import LazyArray
+
+    _, path = saved("normalization", fmt)
+    unread: dict[str, bool] = {}
+    apply = assign.Recorder.apply
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for variable, value in self.pairs:
+            unread[variable.path] = isinstance(value, LazyArray) and value._array is None
+        return apply(self, *args, **kwargs)
+
+    monkeypatch.setattr(assign.Recorder, "apply", spy)
+    oracle(lambda: models.build("normalization", seed=1), path)
+    assert unread["normalization/head/kernel"] and unread["normalization/head/bias"]
+    assert not any(read for name, read in unread.items() if name.startswith("norm/")), unread
+
+
+class _OwnLoader(layers.Layer):
+    """A layer with its own ``load_own_variables``: handed arrays, not unread values."""
+
+    def build(self, input_shape: Any) -> None:
+        self.w = self.add_weight(shape=(input_shape[-1], 7), initializer="ones", name="w")
+
+    def call(self, x: Any) -> Any:
+        return keras.ops.matmul(x, self.w)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (*input_shape[:-1], 7)
+
+    def load_own_variables(self, store: Any) -> None:
+        self.w.assign(np.asarray(store["0"]))
+
+
+@pytest.mark.parametrize("skip_mismatch", [False, True])
+def test_a_first_load_with_a_corrupt_value_of_a_layers_own_loader(tmp_path: Path, skip_mismatch: bool) -> None:
+    """The value is read when the layer asks for it and fails there, inside Keras's
+    traversal, which would take the error for a mismatch (and skip the layer with
+    ``skip_mismatch``): weightio reports the corrupt file instead and changes nothing."""
+
+    def make() -> keras.Model:
+        return keras.Sequential([keras.Input((5,)), _OwnLoader(name="own"), layers.Dense(3, name="d")])
+
+    path = save(make(), "weights_h5", tmp_path)
+    recompress_and_corrupt(path, (5, 7))
+    mine = make()
+    before = snapshot(mine)
+    out = weightio_load(mine, path, skip_mismatch=skip_mismatch)
+    assert isinstance(out.error, weightio.Error), out.error
+    assert snapshot(mine) == before

@@ -33,6 +33,7 @@ def _load_keras_zip(path: str, custom_objects: Any, compile: bool, safe_mode: bo
     from keras.src.saving import saving_lib
 
     from .v3 import WeightioStore
+    from .walk import faster_traversal
 
     with zipfile.ZipFile(path, "r") as archive:
         names = archive.namelist()
@@ -48,15 +49,16 @@ def _load_keras_zip(path: str, custom_objects: Any, compile: bool, safe_mode: bo
             failed: set[int] = set()
             errors: dict[int, Any] = {}
             try:
-                saving_lib._load_state(
-                    model,
-                    weights_store=store,
-                    assets_store=assets,
-                    inner_path="",
-                    visited_saveables=set(),
-                    failed_saveables=failed,
-                    error_msgs=errors,
-                )
+                with faster_traversal():
+                    saving_lib._load_state(
+                        model,
+                        weights_store=store,
+                        assets_store=assets,
+                        inner_path="",
+                        visited_saveables=set(),
+                        failed_saveables=failed,
+                        error_msgs=errors,
+                    )
             finally:
                 if assets is not None:
                     assets.close()

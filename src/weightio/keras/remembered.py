@@ -79,8 +79,8 @@ class Remembered:
 def remember(
     notes: Notes, files: dict[str, File], arrays: dict[str, dict[str, Any]], weight_map: Any
 ) -> Remembered | None:
-    """The replay side of a first load: ``arrays`` are the datasets it read (file name ->
-    path -> array) for their shapes and types. None when a file cannot be digested."""
+    """The replay side of a first load: ``arrays`` are the datasets it read or indexed (file
+    name -> path -> array or ``LazyArray``) for their shapes and types. None when a file cannot be digested."""
     wanted: dict[str, dict[str, tuple[tuple[int, ...], np.dtype]]] = {name: {} for name in files}
     for parts in notes.selections.values():
         for name, group, names in parts:
@@ -88,7 +88,7 @@ def remember(
             for key in names:
                 path = f"{group}/{key}"
                 array = read.get(path)
-                if isinstance(array, np.ndarray):
+                if isinstance(array, (np.ndarray, LazyArray)):
                     wanted[name][path] = (tuple(array.shape), array.dtype)
     datasets: dict[str, dict[str, tuple[int, tuple[int, ...], np.dtype]]] = {}
     sides: dict[str, tree_check.FileSide] = {}

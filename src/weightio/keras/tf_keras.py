@@ -27,6 +27,7 @@ from .assign import LOAD_LOCK, assign_tensorflow_pairs, patched, read_and_assign
 from .formats import WeightSources
 from .prefetch import Deferred, LazyArray, Prefetched, Source, prefetch_all
 from .remembered import Notes, Remembered, ReplayStore, remember
+from .walk import faster_tf_keras_traversal
 
 
 def is_tf_keras_model(model: Any) -> bool:
@@ -318,7 +319,7 @@ def load_v3(
                 steps.append((trackable, kwargs.get("inner_path", args[1] if len(args) > 1 else "")))
             return original_load_state(trackable, weights_store, *args, **kwargs)
 
-        with patched(saving_lib, _load_state=observed), _recording_tf_assign(recorded):
+        with patched(saving_lib, _load_state=observed), faster_tf_keras_traversal(), _recording_tf_assign(recorded):
             saving_lib._load_state(
                 model,
                 weights_store=store,

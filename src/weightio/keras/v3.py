@@ -18,6 +18,7 @@ from . import report
 from .prefetch import Deferred, LazyArray, prefetch_all
 from .remembered import Notes, Remembered, remember
 from .safe import safe_group
+from .walk import faster_traversal
 
 
 class WeightioStore(saving_lib.H5IOStore):
@@ -46,6 +47,7 @@ class WeightioStore(saving_lib.H5IOStore):
         self.lazy_ok = False
         self.handed: list[int] = []  # ids of values handed out (to learn which objects are pure)
         self.notes: Notes | None = None  # a first load's selections, for replays (remembered.py)
+        self.read_failed = False  # a value handed out unread could not be read when asked for
 
     def __bool__(self) -> bool:
         return True
@@ -130,7 +132,11 @@ class WeightioStore(saving_lib.H5IOStore):
             if self._member(key, group, names):
                 value = pre.dataset(group, key)
                 if isinstance(value, LazyArray) and not self.lazy_ok:
-                    value = value.materialize()
+                    try:
+                        value = value.materialize()
+                    except Exception:
+                        self.read_failed = True  # a first load then reads the file the other way
+                        raise
                 self.handed.append(id(value))
                 return value
         raise KeyError(key)
@@ -170,35 +176,94 @@ def load(
             return assigned, store.details(model, recorder.pairs, [])
         except Exception:  # noqa: BLE001 - Keras's own traversal below reports it exactly
             pass
-    store = WeightioStore(sources, threads, meter=meter)
+    if objects_to_skip is None:
+        try:
+            return _traverse(model, sources, skip_mismatch, None, threads, meter, lazy=True)
+        except _LazyReadFailed:
+            pass  # read everything first, as below: it reports the file's problem exactly
+    return _traverse(model, sources, skip_mismatch, objects_to_skip, threads, meter, lazy=False)
+
+
+class _LazyReadFailed(Exception):
+    """A value handed out unread on a first load could not be read (see ``_traverse``)."""
+
+
+def _traverse(
+    model: Any,
+    sources: WeightSources,
+    skip_mismatch: bool,
+    objects_to_skip: Any,
+    threads: int | None,
+    meter: Any,
+    lazy: bool,
+) -> tuple[int, report.Details]:
+    """Keras's own traversal over weightio's store; remembers the plan for replays.
+
+    ``lazy``: the values given to Keras's own ``load_own_variables`` of the layers and
+    optimizers that only hand them to ``assign`` (``_assigns_only``) are read at the end, in
+    one parallel pass, as in a replay; all the others are read when asked for. Otherwise
+    every dataset is read first, in one parallel pass. A lazy load where a read fails raises
+    ``_LazyReadFailed`` having assigned nothing: the caller then loads the other way, which
+    reports the file's problem as before (warnings of the traversal come twice then)."""
+    store = WeightioStore(sources, threads, deferred=lazy, meter=None if lazy else meter)
     store.notes = Notes() if objects_to_skip is None else None
     failed: set[int] = set()
     visited = {id(o) for o in objects_to_skip} if objects_to_skip is not None else set()
     errors: dict[int, Any] = {}
     steps: list[tuple[Any, str]] = []
     handed: list[list[int]] = []
-    with recording() as recorder, _observing(steps, store, handed):
-        saving_lib._load_state(
-            model,
-            weights_store=store,
-            assets_store=None,
-            inner_path="",
-            skip_mismatch=skip_mismatch,
-            visited_saveables=visited,
-            failed_saveables=failed,
-            error_msgs=errors,
-        )
+    with recording() as recorder, _observing(steps, store, handed, lazy):
+        try:
+            saving_lib._load_state(
+                model,
+                weights_store=store,
+                assets_store=None,
+                inner_path="",
+                skip_mismatch=skip_mismatch,
+                visited_saveables=visited,
+                failed_saveables=failed,
+                error_msgs=errors,
+            )
+        finally:
+            if store.read_failed:  # even where Keras took the error for a mismatch
+                raise _LazyReadFailed
         if failed:
             saving_lib._raise_loading_failure(errors, warn_only=skip_mismatch)
+    plan = None
     if not failed and objects_to_skip is None:
         # An object is "pure" when every value it was handed went straight into an assign.
         assigned = {id(value) for _, value in recorder.pairs}
         pure = [all(i in assigned for i in ids) for ids in handed]
-        _PLANS[model] = _Plan(signature(model), steps, pure, _remembered(store, sources))
-    assigned = recorder.apply(model)
+        plan = _Plan(signature(model), steps, pure, _remembered(store, sources))
+    if lazy:
+        try:
+            count = recorder.apply(model, meter)
+        except Exception as exc:  # noqa: BLE001 - nothing was assigned (see Recorder.apply)
+            raise _LazyReadFailed from exc
+    else:
+        count = recorder.apply(model)
+    if plan is not None:
+        _PLANS[model] = plan
     skipped: list[tuple[Any, str]] = [(obj, "objects_to_skip") for obj in objects_to_skip or ()]
     skipped += [(obj, f"skip_mismatch: {error}") for obj, error in errors.values()]
-    return assigned, store.details(model, recorder.pairs, skipped)
+    return count, store.details(model, recorder.pairs, skipped)
+
+
+@functools.cache
+def _assigns_only() -> frozenset[Any]:
+    """Keras's own ``load_own_variables`` that do nothing with the store's values but pass
+    each to a variable's ``assign``: ``Layer``'s (most layers), the convolutions', ``Dense``'s,
+    ``EinsumDense``'s, ``Embedding``'s and the optimizers'. Objects loading through one of
+    these (not overridden) may be handed values unread on a first load."""
+    from keras.src.layers.convolutional.base_conv import BaseConv
+    from keras.src.layers.core.dense import Dense
+    from keras.src.layers.core.einsum_dense import EinsumDense
+    from keras.src.layers.core.embedding import Embedding
+    from keras.src.layers.layer import Layer
+    from keras.src.optimizers.base_optimizer import BaseOptimizer
+
+    owners = (Layer, BaseConv, Dense, EinsumDense, Embedding, BaseOptimizer)
+    return frozenset(owner.__dict__["load_own_variables"] for owner in owners)
 
 
 # -- the traversal plan ---------------------------------------------------------------------
@@ -226,7 +291,7 @@ class _Plan:
 def _remembered(store: WeightioStore, sources: WeightSources) -> Remembered | None:
     if store.notes is None:
         return None
-    arrays = {name: getattr(pre, "arrays", {}) for name, pre in store.prefetched.items()}
+    arrays = {name: getattr(pre, "arrays", None) or getattr(pre, "index", {}) for name, pre in store.prefetched.items()}
     return remember(store.notes, sources.files, arrays, sources.weight_map)
 
 
@@ -265,10 +330,14 @@ def signature(model: Any) -> tuple[Any, ...]:
 
 
 @contextlib.contextmanager
-def _observing(steps: list[tuple[Any, str]], store: WeightioStore, handed: list[list[int]]) -> Iterator[None]:
+def _observing(
+    steps: list[tuple[Any, str]], store: WeightioStore, handed: list[list[int]], lazy: bool = False
+) -> Iterator[None]:
     """Records, in order, each (object, path) whose ``load_own_variables`` Keras calls, and
-    the ids of the values the store hands each of them."""
+    the ids of the values the store hands each of them. ``lazy``: unread values are handed
+    to the objects whose ``load_own_variables`` only assigns them (``_assigns_only``)."""
     original = saving_lib._load_state
+    pure_loaders = _assigns_only() if lazy else frozenset()
 
     def observed(saveable: Any, weights_store: Any, assets_store: Any, inner_path: str, **kw: Any) -> Any:
         visited = kw.get("visited_saveables")
@@ -277,16 +346,11 @@ def _observing(steps: list[tuple[Any, str]], store: WeightioStore, handed: list[
             steps.append((saveable, inner_path))
             store.handed = []
             handed.append(store.handed)
+            store.lazy_ok = (
+                getattr(type(saveable), "load_own_variables", None) in pure_loaders
+                and "load_own_variables" not in getattr(saveable, "__dict__", {})
+            )
         return original(saveable, weights_store, assets_store, inner_path, **kw)
 
-    with patched(saving_lib, _load_state=observed, get_attr_skipset=_skipsets_once()):
+    with patched(saving_lib, _load_state=observed), faster_traversal():
         yield
-
-
-def _skipsets_once() -> Any:
-    """Keras's ``get_attr_skipset`` for one load, each object type's set built once. Keras
-    means to cache these sets, but stores each under another key than the one it looks up
-    (``saving_attr_skipset_`` / ``saving_attr_skiplist_``, Keras 3.15), so its traversal
-    builds a reference ``Layer`` for every object it visits (~0.4 ms each: half of a
-    ResNet50's first load). The set depends only on the type, so the load sees the same."""
-    return functools.cache(saving_lib.get_attr_skipset)  # a new cache for each load

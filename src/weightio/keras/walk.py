@@ -1,0 +1,194 @@
+"""The object traversal of Keras 3's and tf-keras's ``.weights.h5`` loaders
+(``saving_lib._load_state``), as they run it, made cheaper.
+
+A ``.weights.h5`` file is found by walking the model the way Keras saved it: for every object,
+``_walk_saveable`` (tf-keras: ``_walk_trackable``) lists ``dir(object)`` in Keras's order and
+``getattr``s each name, and ``_load_state`` follows what is a Keras object or a container of
+them. On a first load this walk costs more than reading the weights: ``dir()``, a sort and a
+skip set per object, a bound method made for every method name, properties evaluated for
+nothing (tf-keras serializes every layer's config to JSON for ``_tracking_metadata``), a regex
+for every container member's name.
+
+``faster_traversal()`` / ``faster_tf_keras_traversal()`` give one load (in the calling thread)
+walk functions that give ``_load_state`` the same children in the same order, computed once
+instead of once per object:
+
+- The names to visit depend only on the object's class, the skip set and the names ``dir()``
+  lists (for a class without its own ``__dir__``: the class's, and the instance's
+  ``__dict__``); they are listed, sorted and filtered once per such combination.
+- Names that can only give a bound method (a function of the class, not shadowed by the
+  instance's ``__dict__``) are not looked up, and neither are the properties of Keras's own
+  base classes listed in ``PASSED_BY``, which only describe the object (a string).
+- Children ``_load_state`` does nothing with (not a Keras object or container) are not
+  yielded: the objects it follows, and their order, are Keras's.
+- An object whose class has its own ``__getattribute__`` is walked by Keras's function.
+
+The helpers that are pure functions of their strings (``to_snake_case``, Keras 3's
+``file_utils.join``) are cached, and Keras 3's ``get_attr_skipset`` is built once per object
+type (Keras builds a reference ``Layer`` each time: its cache is stored under another key
+than the one it reads). The caches live for one load: a class changed between loads is seen
+as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .assign import patched
+
+_MISSING = object()
+
+
+def _only_a_method(cls: type, name: str) -> bool:
+    """Whether ``getattr(instance, name)`` (``name`` not in the instance's ``__dict__``) can
+    only give a bound method, a function or a class: no Keras object or container."""
+    for klass in cls.__mro__:
+        found = klass.__dict__.get(name, _MISSING)
+        if found is _MISSING:
+            continue
+        if isinstance(found, (staticmethod, classmethod)):
+            found = found.__func__
+        return isinstance(found, (types.FunctionType, types.BuiltinFunctionType, type))
+    return False  # not on the class: the instance's, or computed
+
+
+def _class_attribute(cls: type, name: str) -> Any:
+    for klass in cls.__mro__:
+        found = klass.__dict__.get(name, _MISSING)
+        if found is not _MISSING:
+            return found
+    return _MISSING
+
+
+class _Walk:
+    """A walk function for one load (see the module's docstring).
+
+    ``original``: Keras's walk, for objects this one does not handle. ``prelude(object)``:
+    (the skip set, what Keras yields before the names, a key for the object's kind) or None
+    to leave the object to ``original``. ``order(names)``: the names in Keras's order.
+    ``followed(child)``: whether ``_load_state`` acts on it. ``passed_by``: class attributes
+    (property objects) not to evaluate."""
+
+    def __init__(
+        self,
+        original: Callable[[Any], Iterator[tuple[str, Any]]],
+        prelude: Callable[[Any], tuple[Any, list[tuple[str, Any]], Any] | None],
+        order: Callable[[list[str]], list[str]],
+        followed: Callable[[Any], bool],
+        passed_by: frozenset[Any] = frozenset(),
+    ) -> None:
+        self.original = original
+        self.prelude = prelude
+        self.order = order
+        self.followed = followed
+        self.passed_by = passed_by
+        self.plans: dict[tuple[Any, ...], list[str]] = {}
+
+    def _names(self, cls: type, listed: Any, state: dict[str, Any], skipset: Any) -> list[str]:
+        return [
+            name
+            for name in self.order(list(listed))
+            if not name.startswith("__")
+            and name not in skipset
+            and (name in state or not (_only_a_method(cls, name) or self._passed_by(cls, name)))
+        ]
+
+    def _passed_by(self, cls: type, name: str) -> bool:
+        if not self.passed_by:
+            return False
+        found = _class_attribute(cls, name)
+        return found is not _MISSING and isinstance(found, property) and found in self.passed_by
+
+    def __call__(self, saveable: Any) -> Iterator[tuple[str, Any]]:
+        cls = type(saveable)
+        state = getattr(saveable, "__dict__", None)
+        begun = None
+        if type(state) is dict and cls.__getattribute__ is object.__getattribute__:
+            begun = self.prelude(saveable)
+        if begun is None:
+            yield from self.original(saveable)
+            return
+        skipset, leading, kind = begun
+        yield from leading
+        if cls.__dir__ is object.__dir__:
+            # dir() is the class's names and the instance's: known from the latter's.
+            key: tuple[Any, ...] = (cls, kind, id(skipset), tuple(state))
+            listed = None
+        else:  # its own __dir__ (torch modules add their parameters and submodules)
+            listed = cls.__dir__(saveable)
+            key = (cls, kind, id(skipset), None, tuple(listed))
+        names = self.plans.get(key)
+        if names is None:
+            if listed is None:
+                listed = object.__dir__(saveable)
+            names = self.plans[key] = self._names(cls, listed, state, skipset)
+        followed = self.followed
+        for name in names:
+            try:
+                child = getattr(saveable, name)
+            except Exception:  # noqa: BLE001 - as Keras: an attribute that fails is passed by
+                continue
+            if followed(child):
+                yield name, child
+
+
+@contextlib.contextmanager
+def faster_traversal() -> Iterator[None]:
+    """Within the block, this thread's Keras 3 ``saving_lib._load_state`` runs on the cached
+    helpers."""
+    from keras.src.saving import saving_lib
+    from keras.src.saving.keras_saveable import KerasSaveable
+    from keras.src.utils import file_utils, naming
+
+    skipsets = functools.cache(saving_lib.get_attr_skipset)
+    followed_types = (KerasSaveable, list, dict, tuple)
+
+    def prelude(saveable: Any) -> tuple[Any, list[tuple[str, Any]], Any] | None:
+        if not isinstance(saveable, KerasSaveable):
+            return None  # Keras's own walk raises its error
+        obj_type = saveable._obj_type()
+        leading = [("layers", saveable.layers)] if obj_type in ("Sequential", "Functional") else []
+        return skipsets(obj_type), leading, obj_type
+
+    walk = _Walk(
+        saving_lib._walk_saveable,
+        prelude,
+        order=lambda names: sorted(sorted(names), key=saving_lib._name_key),  # dir()'s, then Keras's
+        followed=lambda child: isinstance(child, followed_types),
+    )
+    with (
+        patched(saving_lib, get_attr_skipset=skipsets, _walk_saveable=walk),
+        patched(naming, to_snake_case=functools.cache(naming.to_snake_case)),
+        patched(file_utils, join=functools.cache(file_utils.join)),
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def faster_tf_keras_traversal() -> Iterator[None]:
+    """Within the block, this thread's tf-keras ``saving_lib._load_state`` runs on the cached
+    helpers. ``Layer._tracking_metadata`` (the layer's config as JSON, for SavedModel) is not
+    evaluated: it is a string, which the walk passes by."""
+    from tf_keras.src.engine import base_layer
+    from tf_keras.src.saving import saving_lib
+    from tf_keras.src.utils import generic_utils
+
+    trackable = saving_lib._is_keras_trackable
+    containers = (list, dict, tuple, set)
+    skiplist = saving_lib.ATTR_SKIPLIST
+    walk = _Walk(
+        saving_lib._walk_trackable,
+        lambda saveable: (skiplist, [], None),
+        order=lambda names: sorted(names, reverse=True),
+        followed=lambda child: isinstance(child, containers) or trackable(child),
+        passed_by=frozenset({base_layer.Layer.__dict__["_tracking_metadata"]}),
+    )
+    with (
+        patched(saving_lib, _walk_trackable=walk),
+        patched(generic_utils, to_snake_case=functools.cache(generic_utils.to_snake_case)),
+    ):
+        yield
