@@ -496,3 +496,55 @@ def test_the_faster_traversal_visits_what_tf_keras_visits(name: str) -> None:
     expected = _visits(model, faster=False)
     assert len(expected) > 2
     assert _visits(model, faster=True) == expected
+
+
+def test_a_first_v3_load_reads_the_assigned_values_at_its_end(files, monkeypatch) -> None:
+    """On a first v3 load, layers loading through tf-keras's own ``load_own_variables`` are
+    handed unread values, read in one pass at the end; Normalization (its own) gets arrays.
+    The result is tf-keras's."""
+    from weightio.keras.prefetch import LazyArray
+
+    unread: dict[str, bool] = {}
+    read_and_assign = tf_keras_loader.read_and_assign_tensorflow
+
+    def spy(pairs: Any, meter: Any = None) -> Any:
+        for variable, value in pairs:
+            unread[variable.name] = isinstance(value, LazyArray) and value._array is None
+        return read_and_assign(pairs, meter)
+
+    monkeypatch.setattr(tf_keras_loader, "read_and_assign_tensorflow", spy)
+    oracle(lambda: build("normalization", seed=1), files("normalization", "weights_h5"), name="normalization")
+    assert unread["d/kernel:0"] and unread["d/bias:0"], unread
+    assert not any(read for name, read in unread.items() if name.startswith("norm/")), unread
+
+
+class _OwnLoader(L.Layer):
+    """A layer with its own ``load_own_variables``: handed arrays, not unread values."""
+
+    def build(self, input_shape: Any) -> None:
+        self.w = self.add_weight(shape=(input_shape[-1], 7), initializer="ones", name="w")
+
+    def call(self, x: Any) -> Any:
+        return x @ self.w
+
+    def load_own_variables(self, store: Any) -> None:
+        self.w.assign(np.asarray(store["0"]))
+
+
+@pytest.mark.parametrize("skip_mismatch", [False, True])
+def test_a_first_v3_load_with_a_corrupt_value_of_a_layers_own_loader(tmp_path: Path, skip_mismatch: bool) -> None:
+    """The value is read when the layer asks for it and fails there, inside tf-keras's
+    traversal (which, with ``skip_mismatch``, would warn and skip the layer): weightio
+    reports the corrupt file instead and changes nothing."""
+    import weightio
+
+    def make() -> Any:
+        return tf_keras.Sequential([tf_keras.Input((5,)), _OwnLoader(name="own"), L.Dense(3, name="d")])
+
+    path = save(make(), "weights_h5", tmp_path)
+    recompress_and_corrupt(path, (5, 7))
+    mine = make()
+    before = state(mine)
+    with pytest.raises(weightio.Error):
+        wk.load_weights(mine, path, skip_mismatch=skip_mismatch)
+    assert state(mine) == before

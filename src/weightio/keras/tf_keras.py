@@ -293,6 +293,62 @@ def load_v3(
             recorded.clear()
             return False
 
+    def traversed(lazy: bool) -> tuple[list[tuple[Any, str]], Prefetched | Deferred, _Store]:
+        """tf-keras's traversal over the file, recorded, then assigned; remembers the plan.
+        ``lazy``: objects whose ``load_own_variables`` is tf-keras's own (``plain``) are
+        handed their values unread, read at the end (as in a replay); raises
+        ``_LazyReadFailed`` (nothing assigned) if a value handed out unread cannot be read.
+        Otherwise every dataset is read first."""
+        steps: list[tuple[Any, str]] = []
+        source: Prefetched | Deferred
+        source = Deferred(file, threads) if lazy else next(iter(prefetch_all({"": file}, threads, meter).values()))
+        store = _Store(source)
+        store.notes = notes = Notes()
+        original_load_state = saving_lib._load_state
+
+        def observed(trackable: Any, weights_store: Any, *args: Any, **kwargs: Any) -> Any:
+            visited = kwargs.get("visited_trackables")
+            if weights_store is store and hasattr(trackable, "load_own_variables") and not (visited and id(trackable) in visited):
+                steps.append((trackable, kwargs.get("inner_path", args[1] if len(args) > 1 else "")))
+                store.lazy_ok = (
+                    lazy
+                    and getattr(type(trackable), "load_own_variables", None) in plain
+                    and "load_own_variables" not in getattr(trackable, "__dict__", {})
+                )
+            return original_load_state(trackable, weights_store, *args, **kwargs)
+
+        with patched(saving_lib, _load_state=observed), faster_tf_keras_traversal(), _recording_tf_assign(recorded):
+            try:
+                saving_lib._load_state(
+                    model,
+                    weights_store=store,
+                    assets_store=None,
+                    inner_path="",
+                    skip_mismatch=skip_mismatch,
+                    visited_trackables=set(),
+                )
+            finally:
+                if store.read_failed:  # even where skip_mismatch took the error for a mismatch
+                    raise _LazyReadFailed
+        store.notes = None
+        store.lazy_ok = False
+        new_plan = None
+        if not skip_mismatch:
+            shapes = source.arrays if isinstance(source, Prefetched) else source.index
+            new_plan = _Plan(_signature(model), steps, remembered=remember(notes, {"": file}, {"": shapes}, None))
+        if lazy:
+            try:
+                read_and_assign_tensorflow(recorded, meter)
+            except Exception as exc:  # noqa: BLE001 - nothing was assigned
+                raise _LazyReadFailed from exc
+        elif tf.executing_eagerly():
+            assign_tensorflow_pairs(recorded)
+        else:
+            backend.batch_set_value(recorded)
+        if new_plan is not None:
+            _PLANS[model] = new_plan
+        return steps, source, store
+
     if replay:
         assert plan is not None
         # While the file is unchanged, the first load's selections answered from memory;
@@ -307,40 +363,21 @@ def load_v3(
             if replayed(store):
                 steps = plan.steps
     if steps is None:
-        steps = []
-        (source,) = prefetch_all({"": file}, threads, meter).values()
-        store = _Store(source)
-        store.notes = notes = Notes()
-        original_load_state = saving_lib._load_state
-
-        def observed(trackable: Any, weights_store: Any, *args: Any, **kwargs: Any) -> Any:
-            visited = kwargs.get("visited_trackables")
-            if weights_store is store and hasattr(trackable, "load_own_variables") and not (visited and id(trackable) in visited):
-                steps.append((trackable, kwargs.get("inner_path", args[1] if len(args) > 1 else "")))
-            return original_load_state(trackable, weights_store, *args, **kwargs)
-
-        with patched(saving_lib, _load_state=observed), faster_tf_keras_traversal(), _recording_tf_assign(recorded):
-            saving_lib._load_state(
-                model,
-                weights_store=store,
-                assets_store=None,
-                inner_path="",
-                skip_mismatch=skip_mismatch,
-                visited_trackables=set(),
-            )
-        store.notes = None
-        if not skip_mismatch:
-            remembered = remember(notes, {"": file}, {"": source.arrays}, None)
-            _PLANS[model] = _Plan(_signature(model), steps, remembered=remembered)
-        if tf.executing_eagerly():
-            assign_tensorflow_pairs(recorded)
-        else:
-            backend.batch_set_value(recorded)
+        lazy = tf.executing_eagerly()
+        try:
+            steps, source, store = traversed(lazy)
+        except _LazyReadFailed:
+            recorded.clear()  # nothing was assigned: read first, which reports the problem
+            steps, source, store = traversed(False)
     for trackable, inner_path in steps:
         if getattr(type(trackable), "load_own_variables", None) not in plain:
             trackable.load_own_variables(store.get(inner_path))
     details = report.Details(model, report.compact(recorded, source.origin_map()), source.entries())
     return len({id(v) for v, _ in recorded}), details
+
+
+class _LazyReadFailed(Exception):
+    """A value handed out unread on a first load could not be read (see ``load_v3``)."""
 
 
 # Model -> the plan of its last v3 load: the objects whose load_own_variables ran, with their store paths.
@@ -370,6 +407,7 @@ class _Store:
         self.source = source
         self.lazy_ok = False  # whether values may be handed out unread (see _lookup)
         self.notes: Notes | None = None  # a first load's selections, for replays (remembered.py)
+        self.read_failed = False  # a value handed out unread could not be read when asked for
 
     def __bool__(self) -> bool:
         return True
@@ -406,7 +444,15 @@ class _Vars:
         return key in self.group
 
     def __getitem__(self, key: str) -> Any:
-        return _lookup(self.store.source, self.group, key, self.store.lazy_ok)
+        store = self.store
+        value = _lookup(store.source, self.group, key, lazy_ok=True)
+        if isinstance(value, LazyArray) and not store.lazy_ok:
+            try:
+                value = value.materialize()
+            except Exception:
+                store.read_failed = True  # a first load then reads the file the other way
+                raise
+        return value
 
 
 @contextlib.contextmanager
