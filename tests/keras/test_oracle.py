@@ -838,15 +838,17 @@ def test_tensorflow_variables_take_over_the_tensors_read_into(tmp_path: Path, fm
     assert state(mine) == state(ref)
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow variables only")
-def test_tensorflow_adopts_only_arrays_it_may_own() -> None:
-    """The TensorFlow assigner hands a value's buffer to its variable only when the array is
-    C-ordered, writeable, 64-byte aligned and given to no other variable; anything else is
-    copied (Keras's assign). Values weightio has just read (``fresh``) skip the checks, except
-    that one array still goes to one variable only."""
+@pytest.mark.skipif(BACKEND not in ("tensorflow", "jax"), reason="TensorFlow and JAX variables only")
+def test_adopts_only_arrays_it_may_own() -> None:
+    """The TensorFlow and JAX assigners hand a value's buffer to its variable only when the
+    array is C-ordered, writeable, 64-byte aligned and given to no other variable; anything
+    else is copied (Keras's assign). Values weightio has just read (``fresh``) skip the checks,
+    except that one array still goes to one variable only."""
     from weightio.keras.assign import _assigner
 
     def aliases(variable: Any, array: np.ndarray) -> bool:
+        if BACKEND == "jax":
+            return variable._value.unsafe_buffer_pointer() == array.ctypes.data
         return np.from_dlpack(variable._value.read_value()).ctypes.data == array.ctypes.data
 
     variables = [keras.Variable(np.zeros(4, "float32")) for _ in range(5)]
@@ -862,14 +864,18 @@ def test_tensorflow_adopts_only_arrays_it_may_own() -> None:
         array[:] = value
     assign_all = _assigner()
     assign_all([(variables[0], aligned), (variables[1], unaligned), (variables[2], readonly), (variables[3], aligned)])
+    # (Keras's own assign on JAX may itself make an array over an aligned numpy buffer: the
+    # second variable given ``aligned`` is not checked there.)
+    copied_by_keras = BACKEND == "tensorflow"
     assert aliases(variables[0], aligned)
-    assert not aliases(variables[1], unaligned) and not aliases(variables[2], readonly) and not aliases(variables[3], aligned)
+    assert not aliases(variables[1], unaligned) and not aliases(variables[2], readonly)
+    assert not (copied_by_keras and aliases(variables[3], aligned))
     assert [np.asarray(v.numpy()).tolist() for v in variables[:4]] == [[1] * 4, [2] * 4, [0, 1, 2, 3], [1] * 4]
     # fresh: no checks but the one-variable rule.
     again = slab[32:36]
     again[:] = 5
     assign_all([(variables[4], again), (variables[0], again)], fresh={id(again)})
-    assert aliases(variables[4], again) and not aliases(variables[0], again)
+    assert aliases(variables[4], again) and not (copied_by_keras and aliases(variables[0], again))
     assert np.asarray(variables[0].numpy()).tolist() == [5] * 4
 
 

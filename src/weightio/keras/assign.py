@@ -227,14 +227,12 @@ def _jax_assigner(keras_assign: Any) -> Any:
     without a copy, through DLPack; each variable then gets its array through Keras's own
     ``_direct_assign``. Every array is made before the first variable is set. Other values
     (bfloat16, which numpy cannot export through DLPack; shared or unaligned buffers) go
-    through Keras's ``assign``.
+    through Keras's ``assign``. The values whose ids are in ``fresh`` (weightio's, just read)
+    are known adoptable unless empty or repeated.
 
     Nothing is compiled: an earlier version cut small values out of one transferred buffer
     with ``lax.split``, which XLA compiles once per list of sizes, ~8 ms per part (a
     ResNet50's first load took 2 s more, a 10,000-variable model's over 2 minutes)."""
-    import jax
-
-    jax_public = jax.dlpack.from_dlpack  # copies an unaligned buffer instead of refusing it
     import_array = _jax_importer()
     if import_array is None:  # JAX's default device is not the CPU: Keras's assign moves values
         return _each(keras_assign)
@@ -244,17 +242,22 @@ def _jax_assigner(keras_assign: Any) -> Any:
         arrays = []
         for variable, value in pairs:
             array = None
+            key = id(value)
             if (
-                isinstance(value, np.ndarray)
+                type(value) is np.ndarray
                 and value.dtype == _numpy_dtype(variable)
-                and _adoptable(value, adopted, check_alignment=import_array is not jax_public)
+                and (
+                    value.size and key not in adopted
+                    if key in fresh
+                    else _adoptable(value, adopted)  # jaxlib's import takes unaligned buffers too
+                )
             ):
                 try:
-                    array = import_array(value)  # jaxlib's own import refuses unaligned buffers
+                    array = import_array(value)
                 except Exception:  # noqa: BLE001 - a dtype DLPack or this JAX cannot carry
                     array = None
                 else:
-                    adopted.add(id(value))
+                    adopted.add(key)
             arrays.append(array)
         for (variable, value), array in zip(pairs, arrays):
             if array is None:
@@ -304,18 +307,17 @@ def _jax_importer() -> Any:
     return import_array
 
 
-def _adoptable(value: np.ndarray, adopted: set[int], check_alignment: bool = True) -> bool:
+def _adoptable(value: np.ndarray, adopted: set[int]) -> bool:
     """Whether a framework may take ``value``'s buffer through DLPack: non-empty, C-ordered,
-    writeable, 64-byte aligned (weightio's fresh arrays are), and not given to another
-    variable in this load already (no two variables may share a buffer). Without
-    ``check_alignment`` where the importer refuses unaligned buffers itself (the address
-    costs ~1 us a value to look up)."""
+    writeable, 64-byte aligned (weightio's fresh arrays are; TensorFlow's and jaxlib's imports
+    do not all refuse others), and not given to another variable in this load already (no two
+    variables may share a buffer)."""
     return bool(
         value.size
         and value.flags.c_contiguous
         and value.flags.writeable
         and id(value) not in adopted
-        and (not check_alignment or value.ctypes.data % 64 == 0)
+        and value.ctypes.data % 64 == 0
     )
 
 
