@@ -20,7 +20,8 @@ instead of once per object:
   buffers: the key holds those. For another class with its own ``__dir__``, what it lists.
 - Names that can only give a bound method (a function of the class, not shadowed by the
   instance's ``__dict__``) are not looked up, and neither are the properties given as
-  ``passed_by`` (tf-keras's ``Layer._tracking_metadata``), which only describe the object.
+  ``passed_by`` (tf-keras's ``Layer._tracking_metadata``, ``stateful``, ``dynamic``), which
+  only describe the object with a string or a boolean.
 - Children ``_load_state`` does nothing with (not a Keras object or container) are not
   yielded: the objects it follows, and their order, are Keras's.
 - An object whose class has its own ``__getattribute__`` is walked by Keras's function.
@@ -190,8 +191,9 @@ def faster_traversal() -> Iterator[None]:
 @contextlib.contextmanager
 def faster_tf_keras_traversal() -> Iterator[None]:
     """Within the block, this thread's tf-keras ``saving_lib._load_state`` runs on the cached
-    helpers. ``Layer._tracking_metadata`` (the layer's config as JSON, for SavedModel) is not
-    evaluated: it is a string, which the walk passes by."""
+    helpers. ``Layer._tracking_metadata`` (the layer's config as JSON, for SavedModel),
+    ``Layer.stateful`` and ``Layer.dynamic`` (booleans, over every sublayer) are not evaluated:
+    the walk passes strings and booleans by."""
     from tf_keras.src.engine import base_layer
     from tf_keras.src.saving import saving_lib
     from tf_keras.src.utils import generic_utils
@@ -199,12 +201,28 @@ def faster_tf_keras_traversal() -> Iterator[None]:
     trackable = saving_lib._is_keras_trackable
     containers = (list, dict, tuple, set)
     skiplist = saving_lib.ATTR_SKIPLIST
+    known: dict[tuple[type, Any], bool] = {}
+
+    def followed(child: Any) -> bool:
+        # isinstance() depends only on the type and ``__class__`` (a proxy's may differ);
+        # tf-keras's check imports a module and asks four classes each time.
+        try:
+            kinds = (type(child), child.__class__)
+        except Exception:  # noqa: BLE001 - a ``__class__`` that fails: ask every time
+            return isinstance(child, containers) or trackable(child)
+        answer = known.get(kinds)
+        if answer is None:
+            answer = known[kinds] = isinstance(child, containers) or trackable(child)
+        return answer
+
+    layer = base_layer.Layer.__dict__
     walk = _Walk(
         saving_lib._walk_trackable,
         lambda saveable: (skiplist, [], None),
         order=lambda names: sorted(names, reverse=True),
-        followed=lambda child: isinstance(child, containers) or trackable(child),
-        passed_by=frozenset({base_layer.Layer.__dict__["_tracking_metadata"]}),
+        followed=followed,
+        # A JSON string, and two booleans (any() over the layer and its sublayers).
+        passed_by=frozenset({layer["_tracking_metadata"], layer["stateful"], layer["dynamic"]}),
     )
     with (
         patched(saving_lib, _walk_trackable=walk),
