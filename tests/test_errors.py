@@ -336,3 +336,20 @@ def test_random_byte_mutations_never_crash(variant_path, tmp_path, variant, libv
             read_everything(path)
         except (weightio.Error, KeyError):
             pass
+
+
+def test_a_closed_file_reads_nothing_and_drops_its_caches(tmp_path: Path) -> None:
+    """``close()`` releases the attributes the file cached at once (a File refers to itself,
+    so it may outlive the close until the cyclic collector runs): the root's attributes,
+    read before, are not served from a cache afterwards (h5py refuses a closed file too)."""
+    path = tmp_path / "a.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["names"] = [b"a", b"b"]
+        f.create_dataset("x", data=np.arange(3))
+    f = weightio.File(path)
+    assert list(f.attrs["names"]) == ["a", "b"]
+    assert f._attr_cache
+    f.close()
+    assert not f._attr_cache and f._attrs is None
+    with pytest.raises(ValueError, match="closed"):
+        f.attrs["names"]

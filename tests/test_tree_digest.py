@@ -54,7 +54,7 @@ def _write(path: Path, change: str = "") -> Path:
 
 def _layout(path: Path, with_paths: bool = False) -> Any:
     with weightio.File(path) as f:
-        return f._call("/", f._core.layout, f._addr, with_paths)
+        return f._call("/", "layout", f._addr, with_paths)
 
 
 def test_equal_for_a_copy_and_for_the_same_content_written_again(tmp_path: Path) -> None:

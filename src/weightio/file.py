@@ -213,7 +213,7 @@ class Group(_Object):
     __slots__ = ()
 
     def _links(self) -> list[tuple[str, str, int | None, str, str]]:
-        return self.file._call(self.name, self.file._core.links, self._addr)
+        return self.file._call(self.name, "links", self._addr)
 
     def keys(self) -> list[str]:
         return [link[0] for link in self._links()]
@@ -252,7 +252,7 @@ class Group(_Object):
         if not isinstance(name, str):
             raise TypeError(f"weightio: object names are str, got {type(name).__name__}")
         path = _join(self.name, name)
-        addr, kind = self.file._call(path, self.file._core.resolve_object, self._addr, _enc(name))
+        addr, kind = self.file._call(path, "resolve_object", self._addr, _enc(name))
         return self.file._object_of_kind(addr, kind, path)
 
     def get(self, name: str, default: Any = None, getlink: bool = False) -> Any:
@@ -262,9 +262,7 @@ class Group(_Object):
             if not isinstance(group, Group):
                 return default
             try:
-                _, kind, _, target, ext_file = self.file._call(
-                    _join(self.name, name), self.file._core.link, group._addr, _enc(leaf)
-                )
+                _, kind, _, target, ext_file = self.file._call(_join(self.name, name), "link", group._addr, _enc(leaf))
             except KeyError:
                 return default
             if kind == "soft":
@@ -280,7 +278,7 @@ class Group(_Object):
     def _child(self, name: str) -> tuple[str, Group | Dataset | None]:
         """The link ``name`` of this group (one component): its kind ("hard", "soft",
         "external") and, for a hard link, the object. KeyError if there is none."""
-        _, kind, addr, _, _ = self.file._call(_join(self.name, name), self.file._core.link, self._addr, _enc(name))
+        _, kind, addr, _, _ = self.file._call(_join(self.name, name), "link", self._addr, _enc(name))
         if kind != "hard":
             return kind, None
         return kind, self.file._object(addr, _join(self.name, name))
@@ -300,7 +298,7 @@ class Group(_Object):
         return None
 
     def _walk(self) -> list[tuple[str, str, int]]:
-        return self.file._call(self.name, self.file._core.walk, self._addr)
+        return self.file._call(self.name, "walk", self._addr)
 
     def __repr__(self) -> str:
         return f'<weightio group "{self.name}" ({len(self)} members)>'
@@ -319,7 +317,7 @@ class Dataset(_Object):
     def _info(self) -> dict[str, Any]:
         """Everything the core knows about the dataset (parsed on first use)."""
         if self._info_cache is None:
-            self._info_cache = self.file._call(self.name, self.file._core.dataset_info, self._addr)
+            self._info_cache = self.file._call(self.name, "dataset_info", self._addr)
         return self._info_cache
 
     # -- description ---------------------------------------------------------------------
@@ -440,7 +438,7 @@ class Dataset(_Object):
         elif out.shape != shape:
             raise ValueError(f"out has shape {out.shape}, dataset {self.name} has {shape}")
         target = out if out.flags.c_contiguous and out.flags.writeable else np.empty(shape, out.dtype)
-        self.file._call(self.name, self.file._core.read, self._addr, target, [0] * len(shape), list(shape))
+        self.file._call(self.name, "read", self._addr, target, [0] * len(shape), list(shape))
         if target is not out:
             np.copyto(out, target)
         return out
@@ -459,7 +457,7 @@ class Dataset(_Object):
         unfiltered, allocated datasets, in the stored byte order);
         ``UnsupportedFeatureError`` otherwise."""
         # The hot path asks the core only for what a view needs.
-        offset, shape, typestr = self.file._call(self.name, self.file._core.view_info, self._addr)
+        offset, shape, typestr = self.file._call(self.name, "view_info", self._addr)
         if offset is None:
             reason = self._info["unsupported"] or f"{self.layout} storage that is not one allocated block"
             raise UnsupportedFeatureError(f"{self.file.filename}: {self.name}: no zero-copy view: {reason}")
@@ -484,7 +482,7 @@ class Dataset(_Object):
             return self.read()[key]
         start, count, post = selection
         box = np.empty(count, dtype=self.dtype)
-        self.file._call(self.name, self.file._core.read, self._addr, box, start, count)
+        self.file._call(self.name, "read", self._addr, box, start, count)
         result = box[post] if post else box
         if not shape and key == ():
             return result[()]
@@ -567,11 +565,13 @@ class File(Group):
         super().__init__(self, self._core.root, "/")
 
     # -- internals shared by the object classes -----------------------------------------
-    def _call(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
-        if self._core is None:
+    def _call(self, name: str, method: str, *args: Any) -> Any:
+        """The native file's ``method(*args)``, its errors naming the file and ``name``."""
+        core = self._core
+        if core is None:
             raise ValueError(f"{self.filename}: file is closed")
         try:
-            return fn(*args)
+            return getattr(core, method)(*args)
         except Error as exc:
             raise with_context(exc, self.filename, name) from None
 
@@ -579,11 +579,11 @@ class File(Group):
         """The decoded attribute records of an object (immutable; cached per object)."""
         raw = self._attr_cache.get(addr)
         if raw is None:
-            raw = self._attr_cache[addr] = self._call(name, self._core.attributes, addr)
+            raw = self._attr_cache[addr] = self._call(name, "attributes", addr)
         return raw
 
     def _object(self, addr: int, path: str) -> Group | Dataset:
-        return self._object_of_kind(addr, self._call(path, self._core.kind, addr), path)
+        return self._object_of_kind(addr, self._call(path, "kind", addr), path)
 
     def _object_of_kind(self, addr: int, kind: str, path: str) -> Group | Dataset:
         if kind == "dataset":
@@ -639,7 +639,7 @@ class File(Group):
         if the call raises, no ``out`` array was written."""
         paths = list(paths)
         names = [_join(self.name, p) for p in paths]
-        addrs = self._call("/", self._core.resolve_many, self._addr, [_enc(p) for p in paths])
+        addrs = self._call("/", "resolve_many", self._addr, [_enc(p) for p in paths])
         targets = _normalize_dtypes(dtypes, len(paths))
         outs = None if out is None else list(out)
         if outs is not None:
@@ -683,6 +683,11 @@ class File(Group):
     def close(self) -> None:
         """Closes the file. Zero-copy views stay valid: they keep the mapping alive."""
         self._core = None
+        # A File refers to itself (it is its own root group's file), so the object lingers
+        # until the cyclic collector runs: drop what it cached now (a legacy file's
+        # attributes are thousands of records, which that collector would otherwise scan).
+        self._attr_cache = {}
+        self._attrs = None
         if self._h5 is not None:
             self._h5.close()
             self._h5 = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,16 +29,39 @@ Sources = tuple[str, ...]
 def origin_of(value: Any, origins: dict[int, Sources]) -> Sources:
     """The file entries ``value`` was read from: a ``LazyArray`` knows its own; other
     values were registered in ``origins`` (by id) by whoever handed them out."""
+    found = _origin(value, origins)
+    return (found,) if type(found) is str else found
+
+
+def _origin(value: Any, origins: dict[int, Sources]) -> str | Sources:
+    """``origin_of``, a single entry as the string itself."""
     path = getattr(value, "path", None)
     source = getattr(value, "source", None)
     if isinstance(path, str) and source is not None:
-        return (getattr(source, "prefix", "") + path,)
+        return getattr(source, "prefix", "") + path
     return origins.get(id(value), ())
 
 
-def compact(pairs: list[tuple[Any, Any]], origins: dict[int, Sources]) -> list[tuple[Any, Sources]]:
-    """The recorder's pairs without their values (which must not be kept alive)."""
-    return [(variable, origin_of(value, origins)) for variable, value in pairs]
+class Compact:
+    """The recorder's pairs without their values (which must not be kept alive): the
+    variables, and where each value came from (one entry as a string, several as a tuple).
+    Two lists, not a tuple per pair: a load's survivors are what the garbage collector
+    scans when it runs again after the load (10,000 variables: 20,000 tuples fewer)."""
+
+    __slots__ = ("origins", "variables")
+
+    def __init__(self, variables: list[Any], origins: list[str | Sources]) -> None:
+        self.variables = variables
+        self.origins = origins
+
+    def sources(self) -> Iterator[Sources]:
+        for found in self.origins:
+            yield (found,) if type(found) is str else found
+
+
+def compact(pairs: list[tuple[Any, Any]], origins: dict[int, Sources]) -> Compact:
+    """The recorder's pairs without their values (see ``Compact``)."""
+    return Compact([variable for variable, _ in pairs], [_origin(value, origins) for _, value in pairs])
 
 
 def variable_path(variable: Any) -> str:
@@ -60,7 +83,7 @@ class Details:
     def __init__(
         self,
         model: Any,
-        pairs: list[tuple[Any, Sources]],
+        pairs: Compact | list[tuple[Any, Sources]],
         entries: Iterable[str],
         skipped: list[tuple[Any, str]] | None = None,
     ) -> None:
@@ -68,23 +91,26 @@ class Details:
             self._model: Any = weakref.ref(model)
         except TypeError:
             self._model = lambda: model
+        if not isinstance(pairs, Compact):
+            pairs = Compact([variable for variable, _ in pairs], [sources for _, sources in pairs])
         self._pairs = pairs
         self._entries = entries
         self._skipped = skipped or []
 
     @functools.cached_property
     def loaded(self) -> list[tuple[str, str]]:
-        return [(variable_path(v), " + ".join(sources)) for v, sources in self._pairs]
+        pairs = self._pairs
+        return [(variable_path(v), " + ".join(sources)) for v, sources in zip(pairs.variables, pairs.sources())]
 
     @functools.cached_property
     def unused(self) -> list[str]:
-        used = {s for _, sources in self._pairs for s in sources}
+        used = {s for sources in self._pairs.sources() for s in sources}
         return sorted(entry for entry in self._entries if entry not in used)
 
     @functools.cached_property
     def skipped(self) -> list[tuple[str, str]]:
         out = [(_name(item), reason) for item, reason in self._skipped]
-        covered = {id(v) for v, _ in self._pairs}
+        covered = {id(v) for v in self._pairs.variables}
         for item, _ in self._skipped:
             covered.add(id(item))
             covered.update(id(w) for w in _weights_of(item))

@@ -46,7 +46,7 @@ class FileSide:
 
 
 def _layout(file: File, with_paths: bool) -> tuple[bytes, list[int], list[str] | None]:
-    return file._call(file.filename, file._core.layout, file._addr, with_paths)
+    return file._call(file.filename, "layout", file._addr, with_paths)
 
 
 def _identity_to_trust(file: File, taken_ns: int) -> tuple[int, ...] | None:
