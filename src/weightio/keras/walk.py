@@ -47,25 +47,21 @@ from .assign import patched
 _MISSING = object()
 
 
-def _only_a_method(cls: type, name: str) -> bool:
-    """Whether ``getattr(instance, name)`` (``name`` not in the instance's ``__dict__``) can
-    only give a bound method, a function or a class: no Keras object or container."""
-    for klass in cls.__mro__:
-        found = klass.__dict__.get(name, _MISSING)
-        if found is _MISSING:
-            continue
-        if isinstance(found, (staticmethod, classmethod)):
-            found = found.__func__
-        return isinstance(found, (types.FunctionType, types.BuiltinFunctionType, type))
-    return False  # not on the class: the instance's, or computed
-
-
 def _class_attribute(cls: type, name: str) -> Any:
+    """What ``name`` is on the class (first in its MRO), or ``_MISSING``."""
     for klass in cls.__mro__:
         found = klass.__dict__.get(name, _MISSING)
         if found is not _MISSING:
             return found
     return _MISSING
+
+
+def _only_a_method(found: Any) -> bool:
+    """Whether a class attribute (``found``), looked up on an instance that does not shadow
+    it, can only give a bound method, a function or a class: no Keras object or container."""
+    if isinstance(found, (staticmethod, classmethod)):
+        found = found.__func__
+    return isinstance(found, (types.FunctionType, types.BuiltinFunctionType, type))
 
 
 def _torch_module_dir() -> Any:
@@ -103,21 +99,22 @@ class _Walk:
         self.followed = followed
         self.passed_by = passed_by
         self.plans: dict[tuple[Any, ...], list[str]] = {}
+        self.torch_dir = _torch_module_dir()
 
     def _names(self, cls: type, listed: Any, state: dict[str, Any], skipset: Any) -> list[str]:
         return [
             name
             for name in self.order(list(listed))
-            if not name.startswith("__")
-            and name not in skipset
-            and (name in state or not (_only_a_method(cls, name) or self._passed_by(cls, name)))
+            if not name.startswith("__") and name not in skipset and (name in state or self._looked_up(cls, name))
         ]
 
-    def _passed_by(self, cls: type, name: str) -> bool:
-        if not self.passed_by:
-            return False
+    def _looked_up(self, cls: type, name: str) -> bool:
+        """Whether ``name`` (not in the instance's ``__dict__``) must be looked up: it may
+        give a child (not only a method, not a property of ``passed_by``)."""
         found = _class_attribute(cls, name)
-        return found is not _MISSING and isinstance(found, property) and found in self.passed_by
+        if found is _MISSING:
+            return True  # computed (``__getattr__``), or listed by a ``__dir__`` of its own
+        return not (_only_a_method(found) or (isinstance(found, property) and found in self.passed_by))
 
     def __call__(self, saveable: Any) -> Iterator[tuple[str, Any]]:
         cls = type(saveable)
@@ -134,7 +131,7 @@ class _Walk:
         if cls.__dir__ is object.__dir__:
             # dir() is the class's names and the instance's: known from the latter's.
             key: tuple[Any, ...] = (cls, kind, id(skipset), tuple(state))
-        elif cls.__dir__ is _torch_module_dir():
+        elif cls.__dir__ is self.torch_dir:
             # torch's Module.__dir__: the class's names, the instance's, and the names of its
             # parameters, submodules and buffers (~35 us to call, for each layer).
             key = (cls, kind, id(skipset), tuple(state), *map(tuple, _torch_registries(state)))
