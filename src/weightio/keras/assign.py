@@ -582,6 +582,14 @@ def _tensorflow_calls() -> tuple[Any, Any]:
     return tensor_of, assign
 
 
+def loads_with(obj: Any, loaders: Collection[Any]) -> bool:
+    """Whether ``obj`` loads its variables with one of ``loaders`` (Keras's own
+    ``load_own_variables`` functions): its class's, not replaced on the object itself."""
+    return getattr(type(obj), "load_own_variables", None) in loaders and "load_own_variables" not in getattr(
+        obj, "__dict__", {}
+    )
+
+
 def _all_layers(model: Any) -> list[Any]:
     flatten = getattr(model, "_flatten_layers", None)
     if flatten is None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..file import File, Group
 from . import report, tree_check
-from .assign import LOAD_LOCK, assign_tensorflow_pairs, patched, read_and_assign_tensorflow
+from .assign import LOAD_LOCK, assign_tensorflow_pairs, loads_with, patched, read_and_assign_tensorflow
 from .formats import WeightSources
 from .prefetch import Deferred, LazyArray, Prefetched, Source, prefetch_all
 from .remembered import Notes, Remembered, ReplayStore, remember
@@ -284,7 +284,7 @@ def load_v3(
         try:
             with _recording_tf_assign(recorded):
                 for trackable, inner_path in plan.steps:
-                    over.lazy_ok = getattr(type(trackable), "load_own_variables", None) in plain
+                    over.lazy_ok = loads_with(trackable, plain)
                     trackable.load_own_variables(over.get(inner_path))
             over.lazy_ok = False
             read_and_assign_tensorflow(recorded, meter)
@@ -310,11 +310,7 @@ def load_v3(
             visited = kwargs.get("visited_trackables")
             if weights_store is store and hasattr(trackable, "load_own_variables") and not (visited and id(trackable) in visited):
                 steps.append((trackable, kwargs.get("inner_path", args[1] if len(args) > 1 else "")))
-                store.lazy_ok = (
-                    lazy
-                    and getattr(type(trackable), "load_own_variables", None) in plain
-                    and "load_own_variables" not in getattr(trackable, "__dict__", {})
-                )
+                store.lazy_ok = lazy and loads_with(trackable, plain)
             return original_load_state(trackable, weights_store, *args, **kwargs)
 
         with patched(saving_lib, _load_state=observed), faster_tf_keras_traversal(), _recording_tf_assign(recorded):
@@ -370,7 +366,7 @@ def load_v3(
             recorded.clear()  # nothing was assigned: read first, which reports the problem
             steps, source, store = traversed(False)
     for trackable, inner_path in steps:
-        if getattr(type(trackable), "load_own_variables", None) not in plain:
+        if not loads_with(trackable, plain):
             trackable.load_own_variables(store.get(inner_path))
     details = report.Details(model, report.compact(recorded, source.origin_map()), source.entries())
     return len({id(v) for v, _ in recorded}), details

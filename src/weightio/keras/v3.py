@@ -12,7 +12,7 @@ from typing import Any
 from keras.src.saving import saving_lib
 
 from ..file import Group
-from .assign import patched, recording
+from .assign import loads_with, patched, recording
 from .formats import WeightSources
 from . import report
 from .prefetch import Deferred, LazyArray, prefetch_all
@@ -346,10 +346,7 @@ def _observing(
             steps.append((saveable, inner_path))
             store.handed = []
             handed.append(store.handed)
-            store.lazy_ok = (
-                getattr(type(saveable), "load_own_variables", None) in pure_loaders
-                and "load_own_variables" not in getattr(saveable, "__dict__", {})
-            )
+            store.lazy_ok = loads_with(saveable, pure_loaders)
         return original(saveable, weights_store, assets_store, inner_path, **kw)
 
     with patched(saving_lib, _load_state=observed), faster_traversal():
