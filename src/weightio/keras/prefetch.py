@@ -118,6 +118,25 @@ def prefetch_all(
     }
 
 
+class LazyReadFailed(Exception):
+    """A value handed out unread on a first load could not be read: the loader then loads
+    again reading everything first, which reports the file's problem as before."""
+
+
+def handed_out(value: Any, store: Any) -> Any:
+    """What a store hands out for ``value``: an unread ``LazyArray`` as it is where
+    ``store.lazy_ok``, else read now. A read that fails sets ``store.read_failed`` (Keras's
+    traversal may take the error for a mismatch; the first load then starts again, see
+    ``LazyReadFailed``)."""
+    if isinstance(value, LazyArray) and not store.lazy_ok:
+        try:
+            return value.materialize()
+        except Exception:
+            store.read_failed = True
+            raise
+    return value
+
+
 class LazyArray:
     """A dataset whose shape and dtype are known and whose bytes are read when needed:
     by ``np.asarray``, any ndarray attribute, or the bulk read of ``read_lazy``."""

@@ -25,7 +25,7 @@ from ..file import File, Group
 from . import report, tree_check
 from .assign import LOAD_LOCK, assign_tensorflow_pairs, loads_with, patched, read_and_assign_tensorflow
 from .formats import WeightSources
-from .prefetch import Deferred, LazyArray, Prefetched, Source, prefetch_all
+from .prefetch import Deferred, LazyArray, LazyReadFailed, Prefetched, Source, handed_out, prefetch_all
 from .remembered import Notes, Remembered, ReplayStore, remember
 from .walk import faster_tf_keras_traversal
 
@@ -297,7 +297,7 @@ def load_v3(
         """tf-keras's traversal over the file, recorded, then assigned; remembers the plan.
         ``lazy``: objects whose ``load_own_variables`` is tf-keras's own (``plain``) are
         handed their values unread, read at the end (as in a replay); raises
-        ``_LazyReadFailed`` (nothing assigned) if a value handed out unread cannot be read.
+        ``LazyReadFailed`` (nothing assigned) if a value handed out unread cannot be read.
         Otherwise every dataset is read first."""
         steps: list[tuple[Any, str]] = []
         source: Prefetched | Deferred
@@ -325,7 +325,7 @@ def load_v3(
                 )
             finally:
                 if store.read_failed:  # even where skip_mismatch took the error for a mismatch
-                    raise _LazyReadFailed
+                    raise LazyReadFailed
         store.notes = None
         store.lazy_ok = False
         new_plan = None
@@ -336,7 +336,7 @@ def load_v3(
             try:
                 read_and_assign_tensorflow(recorded, meter)
             except Exception as exc:  # noqa: BLE001 - nothing was assigned
-                raise _LazyReadFailed from exc
+                raise LazyReadFailed from exc
         elif tf.executing_eagerly():
             assign_tensorflow_pairs(recorded)
         else:
@@ -362,7 +362,7 @@ def load_v3(
         lazy = tf.executing_eagerly()
         try:
             steps, source, store = traversed(lazy)
-        except _LazyReadFailed:
+        except LazyReadFailed:
             recorded.clear()  # nothing was assigned: read first, which reports the problem
             steps, source, store = traversed(False)
     for trackable, inner_path in steps:
@@ -370,10 +370,6 @@ def load_v3(
             trackable.load_own_variables(store.get(inner_path))
     details = report.Details(model, report.compact(recorded, source.origin_map()), source.entries())
     return len({id(v) for v, _ in recorded}), details
-
-
-class _LazyReadFailed(Exception):
-    """A value handed out unread on a first load could not be read (see ``load_v3``)."""
 
 
 # Model -> the plan of its last v3 load: the objects whose load_own_variables ran, with their store paths.
@@ -440,15 +436,7 @@ class _Vars:
         return key in self.group
 
     def __getitem__(self, key: str) -> Any:
-        store = self.store
-        value = _lookup(store.source, self.group, key, lazy_ok=True)
-        if isinstance(value, LazyArray) and not store.lazy_ok:
-            try:
-                value = value.materialize()
-            except Exception:
-                store.read_failed = True  # a first load then reads the file the other way
-                raise
-        return value
+        return handed_out(_lookup(self.store.source, self.group, key, lazy_ok=True), self.store)
 
 
 @contextlib.contextmanager

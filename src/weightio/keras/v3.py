@@ -15,7 +15,7 @@ from ..file import Group
 from .assign import loads_with, patched, recording
 from .formats import WeightSources
 from . import report
-from .prefetch import Deferred, LazyArray, prefetch_all
+from .prefetch import Deferred, LazyReadFailed, handed_out, prefetch_all
 from .remembered import Notes, Remembered, remember
 from .safe import safe_group
 from .walk import faster_traversal
@@ -130,13 +130,7 @@ class WeightioStore(saving_lib.H5IOStore):
     def __getitem__(self, key: str) -> Any:
         for pre, group, names in self._entries:
             if self._member(key, group, names):
-                value = pre.dataset(group, key)
-                if isinstance(value, LazyArray) and not self.lazy_ok:
-                    try:
-                        value = value.materialize()
-                    except Exception:
-                        self.read_failed = True  # a first load then reads the file the other way
-                        raise
+                value = handed_out(pre.dataset(group, key), self)
                 self.handed.append(id(value))
                 return value
         raise KeyError(key)
@@ -179,13 +173,9 @@ def load(
     if objects_to_skip is None:
         try:
             return _traverse(model, sources, skip_mismatch, None, threads, meter, lazy=True)
-        except _LazyReadFailed:
+        except LazyReadFailed:
             pass  # read everything first, as below: it reports the file's problem exactly
     return _traverse(model, sources, skip_mismatch, objects_to_skip, threads, meter, lazy=False)
-
-
-class _LazyReadFailed(Exception):
-    """A value handed out unread on a first load could not be read (see ``_traverse``)."""
 
 
 def _traverse(
@@ -203,7 +193,7 @@ def _traverse(
     optimizers that only hand them to ``assign`` (``_assigns_only``) are read at the end, in
     one parallel pass, as in a replay; all the others are read when asked for. Otherwise
     every dataset is read first, in one parallel pass. A lazy load where a read fails raises
-    ``_LazyReadFailed`` having assigned nothing: the caller then loads the other way, which
+    ``LazyReadFailed`` having assigned nothing: the caller then loads the other way, which
     reports the file's problem as before (warnings of the traversal come twice then)."""
     store = WeightioStore(sources, threads, deferred=lazy, meter=None if lazy else meter)
     store.notes = Notes() if objects_to_skip is None else None
@@ -226,7 +216,7 @@ def _traverse(
             )
         finally:
             if store.read_failed:  # even where Keras took the error for a mismatch
-                raise _LazyReadFailed
+                raise LazyReadFailed
         if failed:
             saving_lib._raise_loading_failure(errors, warn_only=skip_mismatch)
     plan = None
@@ -239,7 +229,7 @@ def _traverse(
         try:
             count = recorder.apply(model, meter)
         except Exception as exc:  # noqa: BLE001 - nothing was assigned (see Recorder.apply)
-            raise _LazyReadFailed from exc
+            raise LazyReadFailed from exc
     else:
         count = recorder.apply(model)
     if plan is not None:
