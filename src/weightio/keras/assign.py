@@ -242,22 +242,17 @@ def _jax_assigner(keras_assign: Any) -> Any:
         arrays = []
         for variable, value in pairs:
             array = None
-            key = id(value)
             if (
                 type(value) is np.ndarray
                 and value.dtype == _numpy_dtype(variable)
-                and (
-                    value.size and key not in adopted
-                    if key in fresh
-                    else _adoptable(value, adopted)  # jaxlib's import takes unaligned buffers too
-                )
+                and _adoptable(value, adopted, fresh)  # jaxlib's import takes unaligned buffers too
             ):
                 try:
                     array = import_array(value)
                 except Exception:  # noqa: BLE001 - a dtype DLPack or this JAX cannot carry
                     array = None
                 else:
-                    adopted.add(key)
+                    adopted.add(id(value))
             arrays.append(array)
         for (variable, value), array in zip(pairs, arrays):
             if array is None:
@@ -307,16 +302,20 @@ def _jax_importer() -> Any:
     return import_array
 
 
-def _adoptable(value: np.ndarray, adopted: set[int]) -> bool:
+def _adoptable(value: np.ndarray, adopted: set[int], fresh: Collection[int] = ()) -> bool:
     """Whether a framework may take ``value``'s buffer through DLPack: non-empty, C-ordered,
     writeable, 64-byte aligned (weightio's fresh arrays are; TensorFlow's and jaxlib's imports
     do not all refuse others), and not given to another variable in this load already (no two
-    variables may share a buffer)."""
+    variables may share a buffer). A value whose id is in ``fresh`` (weightio's, just read) is
+    known to be the rest: only the last two are checked (its address costs ~1 us to look up)."""
+    key = id(value)
+    if key in fresh:
+        return bool(value.size and key not in adopted)
     return bool(
         value.size
         and value.flags.c_contiguous
         and value.flags.writeable
-        and id(value) not in adopted
+        and key not in adopted
         and value.ctypes.data % 64 == 0
     )
 
@@ -533,11 +532,10 @@ def assign_tensorflow(
             wanted = numpy_of.get(resource._dtype) or _numpy_of_tf(resource._dtype)
         else:
             wanted = None if dtype_of is None else dtype_of(variable)
-        key = id(value)
         if not (
             type(value) is np.ndarray
             and (wanted is None or value.dtype == wanted)
-            and (value.size and key not in adopted if key in fresh else _adoptable(value, adopted))
+            and _adoptable(value, adopted, fresh)
         ):
             fallback(variable, value)
             continue
@@ -546,7 +544,7 @@ def assign_tensorflow(
         except Exception:  # noqa: BLE001 - a dtype DLPack cannot carry (bfloat16...)
             fallback(variable, value)
             continue
-        adopted.add(key)
+        adopted.add(id(value))
         if direct:
             assign_op(resource._handle, tensor)
         else:

@@ -83,7 +83,7 @@ class Details:
     def __init__(
         self,
         model: Any,
-        pairs: Compact | list[tuple[Any, Sources]],
+        pairs: Compact,
         entries: Iterable[str],
         skipped: list[tuple[Any, str]] | None = None,
     ) -> None:
@@ -91,8 +91,6 @@ class Details:
             self._model: Any = weakref.ref(model)
         except TypeError:
             self._model = lambda: model
-        if not isinstance(pairs, Compact):
-            pairs = Compact([variable for variable, _ in pairs], [sources for _, sources in pairs])
         self._pairs = pairs
         self._entries = entries
         self._skipped = skipped or []
@@ -132,7 +130,7 @@ def _weights_of(item: Any) -> list[Any]:
         return []
 
 
-EMPTY = Details(None, [], [])
+EMPTY = Details(None, Compact([], []), [])
 
 
 class Listed:
