@@ -2,7 +2,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <map>
+#include <stdexcept>
 
 #include "bindings/element_types.h"
 #include "io/errors.h"
@@ -70,4 +72,23 @@ void register_convert(py::module_& m) {
         return out;
       },
       py::arg("src"), py::arg("dtype"), "Converts a C-contiguous array with weightio's kernels (tests, benchmarks)");
+  m.def("memory_of", [](const py::sequence& arrays) {
+        // Where each array's bytes are and how many (for weightio's TensorFlow assign op, which
+        // copies from there while the caller holds the arrays): ~0.1 us an array, where
+        // Python's array.ctypes.data costs ~1 us.
+        const auto n = static_cast<py::ssize_t>(py::len(arrays));
+        py::array_t<int64_t> addresses(n), sizes(n);
+        int64_t* address = addresses.mutable_data();
+        int64_t* size = sizes.mutable_data();
+        for (py::ssize_t i = 0; i < n; ++i) {
+          py::object item = arrays[static_cast<size_t>(i)];
+          if (!py::isinstance<py::array>(item)) throw std::invalid_argument("memory_of: not a numpy array");
+          auto array = py::reinterpret_borrow<py::array>(item);
+          if (!(array.flags() & py::array::c_style)) throw std::invalid_argument("memory_of: not C-contiguous");
+          address[i] = static_cast<int64_t>(reinterpret_cast<intptr_t>(array.data()));
+          size[i] = static_cast<int64_t>(array.nbytes());
+        }
+        return py::make_tuple(addresses, sizes);
+      },
+      py::arg("arrays"), "(addresses, byte sizes) of C-contiguous numpy arrays, as int64 arrays");
 }

@@ -827,6 +827,8 @@ def run_keras(option: Optional[str], files_given: bool, repeat: int, json: bool)
         return []
     from . import bench_keras
 
+    if {"tensorflow", "tf-keras"} & set(backends):
+        _log(bench_keras.build_tf_ops())
     _log(f"Keras load_weights on {', '.join(backends)} (one process per backend) ...")
     rows = bench_keras.run(backends, repeat=max(3, repeat // 2))
     print(_json.dumps(rows) if json else "\n" + bench_keras.format_table(rows))

@@ -15,6 +15,10 @@ TensorFlow checkpoints (when tf-keras is installed): tf-keras's ResNet50 saved w
 process (which also times weightio restoring the same tf-keras model), and weightio restoring
 ``keras.applications.ResNet50`` in each Keras 3 backend process; every ratio is over tf-keras's
 own time.
+
+The TensorFlow-based rows (``tensorflow``, ``tf-keras``) use weightio's TensorFlow ops
+(``weightio.keras.tf_ops``): ``run`` builds them first (``weightio build-tf-ops``, once per
+TensorFlow version, cached) and says so; ``--no-tf-ops`` times those rows without them.
 """
 
 from __future__ import annotations
@@ -146,6 +150,24 @@ def _subprocess_json(args: list[str], env: dict[str, str]) -> Any:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def build_tf_ops(enabled: bool = True) -> str:
+    """Builds weightio's TensorFlow ops (in a subprocess: no TensorFlow in this one) unless
+    not ``enabled`` (then the benchmark's processes are told not to use them); says how it went."""
+    import importlib.util
+
+    if not enabled:
+        os.environ["WEIGHTIO_TF_OPS"] = "0"
+        return "TensorFlow ops: not used (--no-tf-ops)"
+    if importlib.util.find_spec("tensorflow") is None:
+        return "TensorFlow ops: no TensorFlow"
+    start = time.perf_counter()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-m", "weightio", "build-tf-ops"], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return "TensorFlow ops: not built, " + ((proc.stderr.strip().splitlines() or ["failed"])[-1])
+    return f"TensorFlow ops: used ({proc.stdout.strip()}, ready in {time.perf_counter() - start:.1f} s)"
+
+
 def run(
     backends: tuple[str, ...] = DEFAULT_BACKENDS, repeat: int = 5, workdir: str | None = None, checkpoint: bool = True
 ) -> list[dict[str, Any]]:
@@ -215,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-checkpoint", action="store_true", help="leave out the TensorFlow checkpoint rows")
+    parser.add_argument("--no-tf-ops", action="store_true", help="time TensorFlow and tf-keras without weightio's TensorFlow ops")
     # internal: the per-process parts of the checkpoint rows
     parser.add_argument("--tf-keras-checkpoint", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
@@ -233,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             rows = bench_backend(workdir, args.repeat, args.backend)
     else:
-        rows = run(tuple(b for b in args.backends.split(",") if b), args.repeat, args.workdir, not args.no_checkpoint)
+        backends = tuple(b for b in args.backends.split(",") if b)
+        if {"tensorflow", "tf-keras"} & set(backends):
+            print(build_tf_ops(not args.no_tf_ops), file=sys.stderr)
+        rows = run(backends, args.repeat, args.workdir, not args.no_checkpoint)
     print(json.dumps(rows) if args.json else format_table(rows))
     return 0
 

@@ -102,6 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="OUT.png", help="also draw median times per method and file (needs matplotlib)")
     p.add_argument("--keras", metavar="BACKENDS", help="also time Keras's load_weights vs weightio.keras on these "
                    "backends (default numpy,tensorflow,jax when no FILE is given and keras is installed; 'none' to skip)")
+
+    p = command(
+        "build-tf-ops",
+        "compile weightio's TensorFlow ops (faster assignment into TensorFlow variables)",
+        "Compile weightio's TensorFlow ops against the installed TensorFlow (needs a C++17 compiler: $CXX, "
+        "else c++), once per TensorFlow version, into weightio's cache ($WEIGHTIO_CACHE_DIR, else "
+        "$XDG_CACHE_HOME/weightio, else ~/.cache/weightio). weightio.keras then sets the variables of a "
+        "TensorFlow model in one op call instead of one per variable. Prints the library's path.",
+        _build_tf_ops,
+    )
+    p.add_argument("-f", "--force", action="store_true", help="compile again even if already built")
     return parser
 
 
@@ -178,6 +189,21 @@ def _bench(args: argparse.Namespace) -> int:
         plot.plot(results, args.plot)
         print(f"weightio: wrote {args.plot}", file=sys.stderr)
     bench.run_keras(args.keras, bool(args.files), repeat, args.json)
+    return EXIT_OK
+
+
+def _build_tf_ops(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        raise ToolError("build-tf-ops needs TensorFlow installed")
+    from .keras import tf_ops
+
+    try:
+        path = tf_ops.build(force=args.force)
+    except tf_ops.BuildError as error:
+        raise ToolError(str(error)) from None
+    _emit(path, False)
     return EXIT_OK
 
 

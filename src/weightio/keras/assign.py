@@ -504,25 +504,34 @@ def assign_tensorflow(
     fallback: Any,
     dtype_of: Any = None,
     fresh: Collection[int] = (),
+    bulk: bool = True,
 ) -> None:
     """Sets validated values (each of its variable's shape) on TensorFlow variables, in order.
 
-    Each fresh, aligned numpy array is handed to TensorFlow through DLPack (no copy; each
-    array at most once, so no two variables ever share a buffer). When ``target(variable)``
-    is a plain eager ``ResourceVariable`` (no distribution strategy, no DTensor, not in a
-    graph) of the tensor's dtype, TensorFlow's AssignVariableOp runs directly:
-    ``tf.Variable.assign`` comes down to that op for such variables, and calling it skips
-    ~20-40 us of Python per variable (conversion checks, building a read-back value), most
-    of a 10,000-variable load; the op itself costs ~8 us. Otherwise ``put(variable, tensor)``;
-    values that cannot be adopted, or (with ``dtype_of``) are not of ``dtype_of(variable)``,
-    go to ``fallback(variable, value)``. The values whose ids are in ``fresh`` (weightio's
-    just read) are known adoptable unless empty or repeated."""
+    When ``target(variable)`` is a plain eager ``ResourceVariable`` (no distribution
+    strategy, no DTensor, not in a graph) and the value a numpy array of its dtype:
+    - with weightio's TensorFlow ops built (``tf_ops``), values under 64 KiB, and larger
+      ones that cannot be adopted, are copied into their variables by one op call for all
+      of them (``bulk``);
+    - otherwise each fresh, aligned array is handed to TensorFlow through DLPack (no copy;
+      each array at most once, so no two variables ever share a buffer) and TensorFlow's
+      AssignVariableOp runs directly: ``tf.Variable.assign`` comes down to that op for such
+      variables, and calling it skips ~20-40 us of Python per variable (conversion checks,
+      building a read-back value); the op itself costs ~8 us.
+    Other variables get ``put(variable, tensor)`` (an adoptable array, through DLPack); values
+    that cannot be adopted, or (with ``dtype_of``) are not of ``dtype_of(variable)``, go to
+    ``fallback(variable, value)``. The values whose ids are in ``fresh`` (weightio's just
+    read) are known adoptable unless empty or repeated."""
     import tensorflow as tf
     from tensorflow.python.ops import resource_variable_ops
+
+    from . import tf_ops
 
     plain = resource_variable_ops.ResourceVariable
     from_capsule, assign_op = _tensorflow_calls()
     eager = tf.executing_eagerly()
+    ops = tf_ops.ops() if bulk and eager else None
+    batch = _Batch(ops, lambda pairs: assign_tensorflow(pairs, target, put, fallback, dtype_of, fresh, bulk=False))
     adopted: set[int] = set()
     numpy_of = _TF_NUMPY_DTYPES
     for variable, value in pairs:
@@ -532,11 +541,13 @@ def assign_tensorflow(
             wanted = numpy_of.get(resource._dtype) or _numpy_of_tf(resource._dtype)
         else:
             wanted = None if dtype_of is None else dtype_of(variable)
-        if not (
-            type(value) is np.ndarray
-            and (wanted is None or value.dtype == wanted)
-            and _adoptable(value, adopted, fresh)
-        ):
+        if type(value) is not np.ndarray or (wanted is not None and value.dtype != wanted):
+            fallback(variable, value)
+            continue
+        adoptable = _adoptable(value, adopted, fresh)
+        if ops is not None and direct and (value.nbytes < _DIRECT_MIN_BYTES or not adoptable) and batch.add(variable, resource, value):
+            continue
+        if not adoptable:
             fallback(variable, value)
             continue
         try:
@@ -549,6 +560,62 @@ def assign_tensorflow(
             assign_op(resource._handle, tensor)
         else:
             put(variable, tensor)
+    batch.flush()
+
+
+class _Batch:
+    """Assignments gathered for weightio's assign op (``tf_ops``), made by ``flush``: at the
+    end, or before a variable already in the batch is assigned again (so the later value
+    wins). If the op refuses them (it checks every variable before writing any), they are
+    made one by one by ``one_by_one`` instead."""
+
+    def __init__(self, ops: Any, one_by_one: Any) -> None:
+        self.ops = ops
+        self.one_by_one = one_by_one
+        self.pairs: list[tuple[Any, Any]] = []
+        self.resources: list[Any] = []
+        self.values: list[np.ndarray] = []
+        self.dtypes: list[int] = []
+        self.seen: set[int] = set()
+
+    def add(self, variable: Any, resource: Any, value: np.ndarray) -> bool:
+        """Takes the assignment if the op can make it: a C-contiguous value of a dtype copied
+        byte for byte (TensorFlow's numeric types)."""
+        enum = _TF_MEMCPY_ENUMS.get(resource._dtype)
+        if enum is None:
+            enum = _TF_MEMCPY_ENUMS[resource._dtype] = _memcpy_enum(resource._dtype)
+        if not enum or not value.flags.c_contiguous:
+            return False
+        if id(resource) in self.seen:
+            self.flush()
+        self.seen.add(id(resource))
+        self.pairs.append((variable, value))
+        self.resources.append(resource)
+        self.values.append(value)
+        self.dtypes.append(enum)
+        return True
+
+    def flush(self) -> None:
+        if not self.pairs:
+            return
+        pairs, resources, values, dtypes = self.pairs, self.resources, self.values, self.dtypes
+        self.pairs, self.resources, self.values, self.dtypes, self.seen = [], [], [], [], set()
+        try:
+            self.ops.assign(resources, values, np.array(dtypes, np.int32))
+        except Exception:  # noqa: BLE001 - nothing was written; TensorFlow's own op reports what is wrong
+            self.one_by_one(pairs)
+
+
+def _memcpy_enum(tf_dtype: Any) -> int:
+    """The DataType enum of a TensorFlow dtype whose values are plain bytes (0 otherwise)."""
+    import tensorflow as tf
+
+    copied = {tf.float16, tf.bfloat16, tf.float32, tf.float64, tf.int8, tf.int16, tf.int32, tf.int64,
+              tf.uint8, tf.uint16, tf.uint32, tf.uint64, tf.bool, tf.complex64, tf.complex128}
+    return int(tf_dtype.as_datatype_enum) if tf_dtype in copied else 0
+
+
+_TF_MEMCPY_ENUMS: dict[Any, int] = {}
 
 
 def _tensorflow_calls() -> tuple[Any, Any]:
