@@ -13,8 +13,8 @@ def tensorflow_read_into(monkeypatch: Any) -> list[int]:
     addresses: list[int] = []
     original = assign._TensorMemory.__init__
 
-    def spy(self: Any, tensor: Any, dtype: Any) -> None:
-        original(self, tensor, dtype)
+    def spy(self: Any, tensor: Any, dtype: Any, *known: Any) -> None:
+        original(self, tensor, dtype, *known)
         addresses.append(self.__array_interface__["data"][0])
 
     monkeypatch.setattr(assign._TensorMemory, "__init__", spy)

@@ -137,6 +137,41 @@ def test_keeps_a_bounded_number_of_packed_sets(ops: Any) -> None:
     assert len(ops._packed) <= tf_ops._MAX_PACKED
 
 
+def test_empty_makes_tensors_of_the_shapes_and_types_and_says_where_they_are(ops: Any) -> None:
+    shapes = [(2, 3), (0,), (), (5, 1, 2)]
+    dtypes = [tf.float32, tf.int8, tf.float64, tf.bfloat16]
+    tensors, addresses = ops.empty(shapes, [d.as_datatype_enum for d in dtypes])
+    assert [tuple(t.shape) for t in tensors] == shapes
+    assert [t.dtype for t in tensors] == dtypes
+    assert addresses[1] == 0
+    for tensor, address in zip(tensors, addresses):
+        if tensor.shape.num_elements():
+            assert address % 64 == 0
+            if tensor.dtype != tf.bfloat16:  # (numpy cannot import bfloat16 through DLPack)
+                assert np.from_dlpack(tensor).ctypes.data == address
+
+
+def test_variables_take_over_tensors_or_none_does(ops: Any) -> None:
+    a = tf.Variable(np.zeros((2, 3), np.float32))
+    b = tf.Variable(np.zeros(4, np.int32))
+    (ta, tb), (address_a, _) = ops.empty([(2, 3), (4,)], [tf.float32.as_datatype_enum, tf.int32.as_datatype_enum])
+    wrong, _ = ops.empty([(3, 2)], [tf.float32.as_datatype_enum])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="variable 1"):
+        ops.adopt([b, a], [tb, wrong[0]])  # a (3, 2) tensor for a (2, 3) variable
+    np.testing.assert_array_equal(b.numpy(), np.zeros(4))
+    np.asarray(_memory(ta, np.float32, (2, 3), address_a))[:] = np.arange(6).reshape(2, 3)
+    np.asarray(_memory(tb, np.int32, (4,), None))[:] = [7, 8, 9, 10]
+    ops.adopt([a, b], [ta, tb])
+    del ta, tb
+    np.testing.assert_array_equal(a.numpy(), np.arange(6).reshape(2, 3))
+    np.testing.assert_array_equal(b.numpy(), [7, 8, 9, 10])
+    assert np.from_dlpack(a.read_value()).ctypes.data == address_a  # taken over, not copied
+
+
+def _memory(tensor: Any, dtype: Any, shape: tuple[int, ...], address: Any) -> Any:
+    return assign._TensorMemory(tensor, np.dtype(dtype), shape, address)
+
+
 def _direct_pairs(rng: np.random.Generator) -> list[tuple[Any, np.ndarray]]:
     small = [(tf.Variable(np.zeros((4, 4), np.float32)), rng.random((4, 4), np.float32)) for _ in range(5)]
     large = [(tf.Variable(np.zeros((200, 200), np.float32)), rng.random((200, 200), np.float32))]

@@ -39,7 +39,7 @@ class Recorder:
         destinations (checkpoint restores: the backend's assigner)."""
         pairs = _last_per_variable(self.pairs)
         assign = _assigner()
-        _read_and_assign(pairs, _numpy_dtype, getattr(assign, "destination", None), assign, getattr(assign, "written", None), meter)
+        _read_and_assign(pairs, _numpy_dtype, getattr(assign, "destinations_for", None), assign, getattr(assign, "written", None), meter)
         if read_into is not None and written:
             read_into.written(written)
         assigned = {id(v) for v, _ in pairs} | {id(v) for v in written or ()}
@@ -174,6 +174,9 @@ class _TorchAssigner:
         except (TypeError, RuntimeError):  # a dtype numpy lacks, a tensor numpy cannot share
             return None
         return out if out.dtype == dtype and out.flags.writeable else None
+
+    def destinations_for(self, requests: list[tuple[Any, tuple[int, ...], np.dtype]]) -> list[np.ndarray | None]:
+        return [self.destination(*request) for request in requests]
 
     def written(self, variables: list[Any]) -> None:
         """Tells autograd that these variables' Parameters were written in place (as
@@ -329,7 +332,7 @@ class _TensorFlowAssigner:
     def __init__(self, keras_assign: Any) -> None:
         self.keras_assign = keras_assign
         self.destinations = TensorFlowDestinations(lambda variable: variable._value)
-        self.destination = self.destinations.destination
+        self.destinations_for = self.destinations.destinations_for
         self.written = self.destinations.written
 
     def __call__(self, pairs: list[tuple[Any, Any]], fresh: Collection[int] = ()) -> None:
@@ -363,17 +366,21 @@ class TensorFlowDestinations:
         import tensorflow as tf
         from tensorflow.python.ops import gen_array_ops, resource_variable_ops
 
+        from . import tf_ops
+
         self.target = target
+        self.ops = tf_ops.ops()
         self.empty = gen_array_ops.empty
         _, self.assign_op = _tensorflow_calls()
         self.plain = resource_variable_ops.ResourceVariable
         self.eager = tf.executing_eagerly()
         self.tensors: dict[int, Any] = {}  # id(variable) -> the tensor read into
         self.constant = tf.constant
-        self.shapes: dict[tuple[int, ...], Any] = {}  # shape -> as a tensor (the op's fast path needs one)
+        self.shapes = _SHAPE_TENSORS  # shape -> as a tensor (the op's fast path needs one)
 
-    def destination(self, variable: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
-        """Where to read the value (of ``shape`` and ``dtype``) of ``variable``, or None."""
+    def _resource(self, variable: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        """The ResourceVariable whose memory a value of ``shape`` and ``dtype`` of ``variable``
+        should be read into, or None."""
         if not self.eager or math.prod(shape) * dtype.itemsize < _DIRECT_MIN_BYTES or dtype.kind not in "fiub":
             return None
         resource = self.target(variable)
@@ -381,8 +388,17 @@ class TensorFlowDestinations:
             return None
         if _numpy_of_tf(resource._dtype) != dtype or tuple(resource.shape) != shape:
             return None
+        return resource
+
+    def destination(self, variable: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+        """Where to read the value (of ``shape`` and ``dtype``) of ``variable``, or None."""
+        resource = self._resource(variable, shape, dtype)
+        if resource is None:
+            return None
         shape_tensor = self.shapes.get(shape)
         if shape_tensor is None:
+            if len(self.shapes) > 4096:
+                self.shapes.clear()
             shape_tensor = self.shapes[shape] = self.constant(shape, "int32")
         tensor = self.empty(shape_tensor, resource.dtype, init=False)
         try:
@@ -392,22 +408,55 @@ class TensorFlowDestinations:
         self.tensors[id(variable)] = tensor
         return out
 
+    def destinations_for(self, requests: list[tuple[Any, tuple[int, ...], np.dtype]]) -> list[np.ndarray | None]:
+        """``destination`` for each (variable, shape, dtype); with weightio's TensorFlow ops,
+        the new tensors made by one op call."""
+        if self.ops is None:
+            return [self.destination(*request) for request in requests]
+        chosen = []
+        for k, (variable, shape, dtype) in enumerate(requests):
+            resource = self._resource(variable, shape, dtype)
+            if resource is not None:
+                chosen.append((k, variable, shape, dtype, resource))
+        outs: list[np.ndarray | None] = [None] * len(requests)
+        if not chosen:
+            return outs
+        tensors, addresses = self.ops.empty([c[2] for c in chosen], [c[4]._dtype.as_datatype_enum for c in chosen])
+        for (k, variable, shape, dtype, _), tensor, address in zip(chosen, tensors, addresses):
+            outs[k] = np.asarray(_TensorMemory(tensor, dtype, shape, address))
+            self.tensors[id(variable)] = tensor
+        return outs
+
     def written(self, variables: list[Any]) -> None:
-        """Assigns the tensors read into (``destination``) to these variables."""
+        """Assigns the tensors read into (``destination``) to these variables: in one op call
+        with weightio's TensorFlow ops, else one assign op each."""
+        if self.ops is not None and len({id(variable) for variable in variables}) == len(variables):
+            resources = [self.target(variable) for variable in variables]
+            tensors = [self.tensors.pop(id(variable)) for variable in variables]
+            try:
+                self.ops.adopt(resources, tensors)
+                return
+            except Exception:  # noqa: BLE001 - nothing was set: one by one, as without the ops
+                self.tensors.update(zip(map(id, variables), tensors))
         for variable in variables:
             self.assign_op(self.target(variable)._handle, self.tensors.pop(id(variable)))
 
 
+_SHAPE_TENSORS: dict[tuple[int, ...], Any] = {}  # kept across loads: a few hundred shapes at most
+
+
 class _TensorMemory:
     """A new TensorFlow tensor's memory as a writeable numpy array (``np.asarray`` of this),
-    which keeps the tensor alive (numpy's own ``from_dlpack`` view is read-only)."""
+    which keeps the tensor alive (numpy's own ``from_dlpack`` view is read-only). ``shape``
+    and ``address``: already known (weightio's empty op gives them)."""
 
-    def __init__(self, tensor: Any, dtype: np.dtype) -> None:
-        address = np.from_dlpack(tensor).ctypes.data  # that view is dropped at once
+    def __init__(self, tensor: Any, dtype: np.dtype, shape: tuple[int, ...] | None = None, address: int | None = None) -> None:
+        if address is None:
+            address = np.from_dlpack(tensor).ctypes.data  # that view is dropped at once
         self.tensor = tensor
         self.__array_interface__ = {
             "version": 3,
-            "shape": tuple(tensor.shape),
+            "shape": tuple(tensor.shape) if shape is None else shape,
             "typestr": dtype.str,
             "data": (address, False),
         }
@@ -430,13 +479,13 @@ def _itself(variable: Any) -> Any:
 
 
 def _read_and_assign(
-    pairs: list[tuple[Any, Any]], dtype_of: Any, destination: Any, assign_all: Any, written: Any, meter: Any
+    pairs: list[tuple[Any, Any]], dtype_of: Any, destinations_for: Any, assign_all: Any, written: Any, meter: Any
 ) -> None:
     """Reads the values of ``pairs`` still unread (``LazyArray``) in one parallel native call,
     each converted to ``dtype_of(variable)``, then assigns every pair with ``assign_all``.
 
-    ``destination(variable, shape, dtype)``, where given, says where to read a value instead
-    of a new array (the variable's own memory, or memory it will take over), or None; the
+    ``destinations_for([(variable, shape, dtype), ...])``, where given, says where to read
+    each value instead of a new array (the variable's own memory, or memory it will take over), or None; the
     variables read that way are passed to ``written`` instead of ``assign_all``. Only without
     a progress ``meter`` and from one file: the one native call writes all or, on failure,
     none (nothing is assigned then)."""
@@ -446,8 +495,8 @@ def _read_and_assign(
     lazies = [pairs[i][1] for i in pending]
     dtypes = [dtype_of(pairs[i][0]) for i in pending]
     outs = None
-    if destination is not None and meter is None and len({id(value.source) for value in lazies}) == 1:
-        outs = usable_destinations([destination(pairs[i][0], value.shape, dtype) for i, value, dtype in zip(pending, lazies, dtypes)])
+    if destinations_for is not None and meter is None and len({id(value.source) for value in lazies}) == 1:
+        outs = usable_destinations(destinations_for([(pairs[i][0], value.shape, dtype) for i, value, dtype in zip(pending, lazies, dtypes)]))
     read_lazy(lazies, dtypes, meter, outs)
     read = {pending[k] for k, out in enumerate(outs or ()) if out is not None}
     fresh = {id(value._array) for k, value in enumerate(lazies) if pending[k] not in read}
@@ -479,7 +528,7 @@ def read_and_assign_tensorflow(pairs: list[tuple[Any, Any]], meter: Any = None) 
     _read_and_assign(
         _last_per_variable(pairs),
         lambda variable: _numpy_of_tf(variable.dtype),
-        read_into.destination,
+        read_into.destinations_for,
         assign_tensorflow_pairs,
         read_into.written,
         meter,
@@ -545,7 +594,7 @@ def assign_tensorflow(
             fallback(variable, value)
             continue
         adoptable = _adoptable(value, adopted, fresh)
-        if ops is not None and direct and (value.nbytes < _DIRECT_MIN_BYTES or not adoptable) and batch.add(variable, resource, value):
+        if ops is not None and direct and (value.nbytes < _DIRECT_MIN_BYTES or not adoptable) and batch.copy(variable, resource, value):
             continue
         if not adoptable:
             fallback(variable, value)
@@ -556,7 +605,9 @@ def assign_tensorflow(
             fallback(variable, value)
             continue
         adopted.add(id(value))
-        if direct:
+        if ops is not None and direct:
+            batch.adopt(variable, resource, tensor)
+        elif direct:
             assign_op(resource._handle, tensor)
         else:
             put(variable, tensor)
@@ -564,46 +615,58 @@ def assign_tensorflow(
 
 
 class _Batch:
-    """Assignments gathered for weightio's assign op (``tf_ops``), made by ``flush``: at the
-    end, or before a variable already in the batch is assigned again (so the later value
-    wins). If the op refuses them (it checks every variable before writing any), they are
-    made one by one by ``one_by_one`` instead."""
+    """Assignments gathered for weightio's TensorFlow ops (``tf_ops``): values to copy into
+    their variables, and tensors for their variables to take over. ``flush`` makes them: at
+    the end, or before a variable already in the batch is assigned again (so the later value
+    wins). If an op refuses its part (each checks every variable before setting any), that
+    part is made one by one by ``one_by_one`` instead."""
 
     def __init__(self, ops: Any, one_by_one: Any) -> None:
         self.ops = ops
         self.one_by_one = one_by_one
-        self.pairs: list[tuple[Any, Any]] = []
-        self.resources: list[Any] = []
-        self.values: list[np.ndarray] = []
+        self._clear()
+
+    def _clear(self) -> None:
+        self.copies: list[tuple[Any, Any, np.ndarray]] = []  # (variable, resource, value)
         self.dtypes: list[int] = []
+        self.adoptions: list[tuple[Any, Any, Any, np.ndarray]] = []  # (variable, resource, tensor, value)
         self.seen: set[int] = set()
 
-    def add(self, variable: Any, resource: Any, value: np.ndarray) -> bool:
-        """Takes the assignment if the op can make it: a C-contiguous value of a dtype copied
-        byte for byte (TensorFlow's numeric types)."""
+    def _take(self, resource: Any) -> None:
+        if id(resource) in self.seen:
+            self.flush()
+        self.seen.add(id(resource))
+
+    def copy(self, variable: Any, resource: Any, value: np.ndarray) -> bool:
+        """Takes the copy if the op can make it: a C-contiguous value of a dtype copied byte
+        for byte (TensorFlow's numeric types)."""
         enum = _TF_MEMCPY_ENUMS.get(resource._dtype)
         if enum is None:
             enum = _TF_MEMCPY_ENUMS[resource._dtype] = _memcpy_enum(resource._dtype)
         if not enum or not value.flags.c_contiguous:
             return False
-        if id(resource) in self.seen:
-            self.flush()
-        self.seen.add(id(resource))
-        self.pairs.append((variable, value))
-        self.resources.append(resource)
-        self.values.append(value)
+        self._take(resource)
+        self.copies.append((variable, resource, value))
         self.dtypes.append(enum)
         return True
 
+    def adopt(self, variable: Any, resource: Any, tensor: Any) -> None:
+        self._take(resource)
+        self.adoptions.append((variable, resource, tensor))
+
     def flush(self) -> None:
-        if not self.pairs:
-            return
-        pairs, resources, values, dtypes = self.pairs, self.resources, self.values, self.dtypes
-        self.pairs, self.resources, self.values, self.dtypes, self.seen = [], [], [], [], set()
-        try:
-            self.ops.assign(resources, values, np.array(dtypes, np.int32))
-        except Exception:  # noqa: BLE001 - nothing was written; TensorFlow's own op reports what is wrong
-            self.one_by_one(pairs)
+        copies, dtypes, adoptions = self.copies, self.dtypes, self.adoptions
+        self._clear()
+        if copies:
+            try:
+                self.ops.assign([r for _, r, _ in copies], [v for _, _, v in copies], np.array(dtypes, np.int32))
+            except Exception:  # noqa: BLE001 - nothing was written; TensorFlow's own op reports what is wrong
+                self.one_by_one([(variable, value) for variable, _, value in copies])
+        if adoptions:
+            try:
+                self.ops.adopt([r for _, r, _ in adoptions], [t for _, _, t in adoptions])
+            except Exception:  # noqa: BLE001 - nothing was set: TensorFlow's own op, one by one
+                self.one_by_one([(variable, tensor.numpy()) for variable, _, tensor in adoptions])
 
 
 def _memcpy_enum(tf_dtype: Any) -> int:

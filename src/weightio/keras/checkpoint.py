@@ -181,7 +181,7 @@ class _Keras3(_Family):
         from .assign import _assigner
 
         assigner = _assigner()  # torch's and TensorFlow's have destinations
-        return assigner if hasattr(assigner, "destination") else None
+        return assigner if hasattr(assigner, "destinations_for") else None
 
     def assign(self, model: Any, pairs: list[tuple[Any, np.ndarray]], read_into: Any, written: list[Any]) -> None:
         from .assign import Recorder
@@ -540,7 +540,7 @@ def load(
         outs = None
         if read_into is not None:
             outs = usable_destinations(
-                [read_into.destination(v, tuple(reader.shape(k)), d) for v, k, d in zip(variables, keys, dtypes)]
+                read_into.destinations_for([(v, tuple(reader.shape(k)), d) for v, k, d in zip(variables, keys, dtypes)])
             )
         arrays = reader.read_many(keys, dtypes, threads, outs=outs)
         written = [v for v, out in zip(variables, outs or ()) if out is not None]

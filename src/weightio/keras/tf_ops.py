@@ -198,6 +198,23 @@ class _Ops:
         refs = [weakref.ref(variable, drop) for variable in variables]
         entries[key] = (refs, packed)
 
+    def empty(self, shapes: list[tuple[int, ...]], dtypes: list[int]) -> tuple[list[Any], list[int]]:
+        """New uninitialized CPU tensors of these shapes and dtypes (TensorFlow enums), in one
+        op call, and the address of each one's memory."""
+        import tensorflow as tf
+
+        dims = np.fromiter((d for shape in shapes for d in shape), np.int64)
+        ranks = np.fromiter(map(len, shapes), np.int32, len(shapes))
+        # (An op with a list of output types takes only tensors on the fast path.)
+        addresses, tensors = self._run("WeightioEmpty", tf.constant(dims), tf.constant(ranks), "T", dtypes)
+        return tensors, addresses.numpy().tolist()
+
+    def adopt(self, variables: list[Any], tensors: list[Any]) -> None:
+        """Each variable (a plain eager ResourceVariable on the CPU) takes over its tensor (an
+        eager CPU tensor of its dtype and shape that nothing else will use), all in one op
+        call, or raises having set none."""
+        self._run("WeightioAdoptTensors", self.packed(variables), tensors)
+
     def assign(self, variables: list[Any], values: list[np.ndarray], dtypes: np.ndarray) -> None:
         """Sets each variable (a plain eager ResourceVariable on the CPU) to its value (a
         C-contiguous array of its dtype and shape; ``dtypes``: their TensorFlow enums), all in
