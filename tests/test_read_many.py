@@ -267,3 +267,63 @@ def test_read_many_into_arrays_writes_nothing_when_a_chunk_is_corrupt(tmp_path, 
     # the same output alone: read straight in
     (array,) = f.read_many(["plain"], out=[outs[0]])
     assert array is outs[0] and (outs[0] == np.arange(50_000, dtype="<f4")).all()
+
+
+# Large contiguous blocks (256 KiB and more) are copied with pread() rather than through the
+# mapping (MappedFile::copy_out): sizes around that threshold, at unaligned file offsets,
+# into new arrays and into given ones, must read exactly what h5py reads.
+PREAD_MIN = 256 << 10
+
+
+def test_large_blocks_around_the_pread_threshold_match_h5py(tmp_path, h5file):
+    path = tmp_path / "large.h5"
+    rng = np.random.default_rng(11)
+    sizes = {"below": PREAD_MIN - 1, "at": PREAD_MIN, "above": PREAD_MIN + 1, "big": 3 * PREAD_MIN + 7}
+    with h5py.File(path, "w") as h:
+        h["odd"] = np.arange(3, dtype="u1")  # the large blocks start at unaligned offsets
+        for name, n in sizes.items():
+            h.create_dataset(name, data=rng.integers(0, 256, n, dtype="u1"))
+        h["f4"] = rng.standard_normal((257, 300)).astype("<f4")
+        h["f4_big_endian"] = rng.standard_normal((257, 300)).astype(">f4")  # converted, not copied
+    h = h5file(path)
+    names = [*sizes, "f4", "f4_big_endian"]
+    with weightio.File(path) as f:
+        arrays = f.read_many(names)
+        given = [np.empty(h[n].shape, h[n].dtype) for n in names]
+        f.read_many(names, out=given)
+        single = [f[n][()] for n in names]
+    for n, a, g, s in zip(names, arrays, given, single):
+        for got in (a, g, s):
+            assert_same_array(got, h[n], n)
+    for n, a in weightio.load_file(path).items():
+        assert_same_array(a, h[n], n)
+
+
+_TRUNCATE_WHILE_OPEN = r"""
+import os, sys
+import numpy as np, weightio
+path = sys.argv[1]
+f = weightio.File(path)
+os.truncate(path, 4096)  # the large dataset's bytes are gone; the mapping is still there
+try:
+    f.read_many(["big"])
+except weightio.Error as exc:
+    print(type(exc).__name__, exc)
+else:
+    print("no error")
+"""
+
+
+def test_a_file_truncated_while_open_raises_instead_of_crashing(tmp_path):
+    """Reading mapped pages past a file's new end kills the process (SIGBUS); the large
+    blocks read with pread() come back short instead, and the read raises."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "truncated.h5"
+    with h5py.File(path, "w") as h:
+        h["big"] = np.ones(4 * PREAD_MIN, "u1")
+    proc = subprocess.run([sys.executable, "-c", _TRUNCATE_WHILE_OPEN, str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "became shorter while being read" in proc.stdout
+    assert str(path) in proc.stdout

@@ -235,10 +235,15 @@ bool can_convert(const ElementType& from, const ElementType& to) {
   return true;
 }
 
+bool is_plain_copy(const ElementType& from, const ElementType& to) {
+  return from.kind == to.kind && from.size == to.size &&
+         (from.size == 1 || from.big_endian == to.big_endian || from.kind == Kind::kRaw);
+}
+
 void convert(const uint8_t* src, const ElementType& from, uint8_t* dst, const ElementType& to, size_t n) {
   if (n == 0) return;
   if (from.kind == to.kind && from.size == to.size) {
-    if (from.size == 1 || from.big_endian == to.big_endian || from.kind == Kind::kRaw) {
+    if (is_plain_copy(from, to)) {
       std::memcpy(dst, src, n * from.size);
     } else {
       byteswap_copy(src, dst, n, from.size);

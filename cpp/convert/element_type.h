@@ -31,6 +31,9 @@ bool host_is_big_endian();
 // True when `from` can be converted to `to` element by element.
 bool can_convert(const ElementType& from, const ElementType& to);
 
+// True when converting is copying the bytes as they are (what convert() then does).
+bool is_plain_copy(const ElementType& from, const ElementType& to);
+
 // Converts `n` elements. Integer <-> integer wraps like numpy's astype; float -> integer
 // truncates; float -> narrower float rounds to nearest even (like numpy / ml_dtypes).
 void convert(const uint8_t* src, const ElementType& from, uint8_t* dst, const ElementType& to, size_t n);

@@ -3,6 +3,7 @@
 // that make a hostile file fail fast.
 #pragma once
 #include <atomic>
+#include <cstring>
 #include <cstdint>
 #include <mutex>
 #include <set>
@@ -10,6 +11,7 @@
 
 #include "io/cursor.h"
 #include "io/errors.h"
+#include "io/mapped_file.h"
 #include "io/span.h"
 
 namespace weightio::hdf5 {
@@ -33,6 +35,15 @@ constexpr uint64_t kMaxDecodedSlack = uint64_t{64} << 20;
 class Context {
  public:
   Context(io::ByteSpan bytes, std::string path) : bytes_(bytes), path_(std::move(path)) {}
+  // A context over a whole file: large raw reads go through the file's copy_out. The file
+  // must outlive the context.
+  explicit Context(const io::MappedFile& file) : bytes_(file.bytes()), path_(file.path()), file_(&file) {}
+
+  // Copies n bytes of a span of this file to dst (see MappedFile::copy_out).
+  void copy_out(io::ByteSpan stored, uint8_t* dst) const {
+    if (file_ != nullptr) file_->copy_out(stored.data(), stored.size(), dst);
+    else if (!stored.empty()) std::memcpy(dst, stored.data(), stored.size());
+  }
 
   io::ByteSpan bytes() const { return bytes_; }
   const std::string& path() const { return path_; }
@@ -104,6 +115,7 @@ class Context {
   mutable std::set<uint64_t> verified_blocks_;
   io::ByteSpan bytes_;
   std::string path_;
+  const io::MappedFile* file_ = nullptr;
   unsigned sizeof_offsets_ = 8;
   unsigned sizeof_lengths_ = 8;
   uint64_t base_ = 0;

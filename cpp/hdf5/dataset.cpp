@@ -151,7 +151,10 @@ void Dataset::read_all(uint8_t* out, const convert::ElementType& to) const {
   if (n == 0) return;
   io::ByteSpan stored;
   if (!stored_span(&stored)) return fill_output(out, n, to);  // never written
-  convert::convert(stored.data(), from, out, to, static_cast<size_t>(n));
+  if (convert::is_plain_copy(from, to) && layout_.cls == Layout::Class::kContiguous)
+    ctx_.copy_out(stored, out);  // large blocks without mapping their pages (MappedFile::copy_out)
+  else
+    convert::convert(stored.data(), from, out, to, static_cast<size_t>(n));
   if (type_.cls == DataType::Class::kString && to.kind == convert::Kind::kRaw)
     normalize_fixed_strings(out, n, type_.size, type_.string_pad);
 }

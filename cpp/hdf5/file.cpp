@@ -26,7 +26,7 @@ std::vector<std::string_view> split_path(std::string_view path) {
 
 File::File(std::shared_ptr<const io::MappedFile> map)
     : map_(std::move(map)),
-      ctx_(map_->bytes(), map_->path()),
+      ctx_(*map_),
       global_heap_(ctx_),
       // Hardening: the arena is charged per block, on top of what the parsers charge per
       // structure, so no path through the caches allocates outside the budget.

@@ -57,6 +57,7 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     if (p != MAP_FAILED) {
       data_ = static_cast<const uint8_t*>(p);
       mapped_ = true;
+      if (size_ >= kPreadMin) std::swap(fd_, closer.fd);  // kept for copy_out
       return;
     }
   }
@@ -82,6 +83,30 @@ MappedFile::MappedFile(const uint8_t* data, size_t size, std::shared_ptr<void> o
 
 MappedFile::~MappedFile() {
   if (mapped_ && data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void MappedFile::copy_out(const uint8_t* src, size_t n, uint8_t* dst) const {
+  if (n == 0) return;
+  if (fd_ < 0 || n < kPreadMin || n > size_ || src < data_ || static_cast<size_t>(src - data_) > size_ - n) {
+    std::memcpy(dst, src, n);
+    return;
+  }
+  size_t done = 0;
+  const size_t offset = static_cast<size_t>(src - data_);
+  while (done < n) {
+    ssize_t got = ::pread(fd_, dst + done, n - done, static_cast<off_t>(offset + done));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw_os("cannot read", path_);
+    }
+    if (got == 0) {
+      throw IoError("file '" + path_ + "' became shorter while being read (" + std::to_string(offset + done) +
+                        " of the " + std::to_string(size_) + " bytes mapped)",
+                    0);
+    }
+    done += static_cast<size_t>(got);
+  }
 }
 
 }  // namespace weightio::io

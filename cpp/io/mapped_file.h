@@ -40,11 +40,21 @@ class MappedFile {
   // Set for regular files opened by path; absent for bytes handed in and other file types.
   const std::optional<FileIdentity>& identity() const { return identity_; }
 
+  // Copies the n bytes at src (which must lie within bytes()) to dst. Large blocks of a
+  // mapped file are read with pread() instead: the kernel copies them from the page cache
+  // without first mapping every page of the block into this process (a fresh mapping's page
+  // faults cost more than the copy itself: ~5 ms more for 100 MB on a 2-core machine).
+  // Throws IoError if the file has become shorter than when it was mapped.
+  void copy_out(const uint8_t* src, size_t n, uint8_t* dst) const;
+  // Blocks at least this large are read with pread().
+  static constexpr size_t kPreadMin = size_t{256} << 10;
+
  private:
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   bool mapped_ = false;
+  int fd_ = -1;  // kept open for copy_out on mapped files of kPreadMin bytes or more
   std::optional<FileIdentity> identity_;
   std::vector<uint8_t> fallback_;
   std::shared_ptr<void> owner_;

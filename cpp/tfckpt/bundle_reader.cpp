@@ -367,7 +367,10 @@ void BundleReader::read(const std::string& name, uint8_t* out, const convert::El
   if (it == slices_.end()) {
     io::ByteSpan bytes = stored_bytes(name, e, &keep);
     if (verify) check_crc(name, e, bytes, *keep);
-    copy_elements(bytes.data(), out, static_cast<size_t>(num_elements(e)), *info, to, raw);
+    if (raw && !needs_byteswap())
+      keep->copy_out(bytes.data(), bytes.size(), out);  // large ones without mapping their pages
+    else
+      copy_elements(bytes.data(), out, static_cast<size_t>(num_elements(e)), *info, to, raw);
     return;
   }
   for (const Slice& s : it->second) {
