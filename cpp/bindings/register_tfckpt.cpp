@@ -272,6 +272,14 @@ void register_tfckpt(py::module_& m) {
       .def(py::init<const std::string&>(), py::arg("prefix"))
       .def_property_readonly("prefix", [](const TfBundle& b) { return b.reader().prefix(); })
       .def_property_readonly("index_path", [](const TfBundle& b) { return b.reader().index_path(); })
+      .def_property_readonly(
+          "identity",
+          [](const TfBundle& b) -> py::object {
+            const auto& id = b.reader().index_identity();
+            if (!id) return py::none();
+            return py::make_tuple(id->device, id->inode, id->size, id->mtime_ns, id->ctime_ns);
+          },
+          "(device, inode, size, mtime_ns, ctime_ns) of the index file as opened")
       .def_property_readonly("num_shards", [](const TfBundle& b) { return b.reader().header().num_shards; })
       .def_property_readonly("big_endian", [](const TfBundle& b) { return b.reader().big_endian(); })
       .def_property_readonly("needs_byteswap", [](const TfBundle& b) { return b.reader().needs_byteswap(); })

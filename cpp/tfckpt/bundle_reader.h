@@ -45,6 +45,8 @@ class BundleReader {
 
   const std::string& prefix() const { return prefix_; }
   const std::string& index_path() const { return index_->path(); }
+  // The index file as opened (see io::MappedFile::identity).
+  const std::optional<io::FileIdentity>& index_identity() const { return index_->identity(); }
   const BundleHeader& header() const { return header_; }
   bool big_endian() const { return header_.endianness == 1; }
   // True when the stored bytes are in the other byte order than this machine's.

@@ -466,3 +466,114 @@ def test_tf_keras_unbuilt_subclassed_model_goes_to_tf_keras(ckpts) -> None:
     fresh_model(cm.inputs_for("subclassed"))
     ref = reference(ckpts, "subclassed")
     assert np.array_equal(fresh_model.enc.kernel.numpy(), ref["enc|0"])
+
+
+# -- remembered matches -------------------------------------------------------------------
+# A restore remembers its match (variables to checkpoint keys) per model and uses it again
+# while the model's layers and variables and the checkpoint's index file are unchanged.
+
+
+@pytest.fixture
+def trusted_now(monkeypatch):
+    """Index files written moments ago are trusted at once (otherwise only once RACY_NS old)."""
+    from weightio.keras import checkpoint
+
+    monkeypatch.setattr(checkpoint, "RACY_NS", 0)
+
+
+@pytest.fixture
+def matches(monkeypatch) -> list[str]:
+    """The prefix of every match made (walk of the object graph and the model)."""
+    from weightio.keras import checkpoint
+
+    made: list[str] = []
+    original = checkpoint._match
+
+    def counted(model: Any, prefix: str, *args: Any) -> Any:
+        made.append(prefix)
+        return original(model, prefix, *args)
+
+    monkeypatch.setattr(checkpoint, "_match", counted)
+    return made
+
+
+def _copy_checkpoint(prefix: str, directory: Path) -> str:
+    directory.mkdir(parents=True, exist_ok=True)
+    source = Path(prefix)
+    for path in source.parent.glob(source.name + ".*"):
+        shutil.copyfile(path, directory / path.name)
+    return str(directory / source.name)
+
+
+@pytest.mark.parametrize("case", list(cm.CASES))
+def test_a_second_restore_uses_the_remembered_match(ckpts, case: str, matches, trusted_now) -> None:
+    model = fresh(case)
+    first = wk.load_weights(model, ckpts[case])
+    cm.randomize(model, seed=9)
+    second = wk.load_weights(model, ckpts[case])
+    assert matches == [ckpts[case]]
+    assert_like_reference(model, reference(ckpts, case))
+    assert second.variables_assigned == first.variables_assigned
+    assert (second.loaded, second.unused, second.unmatched) == (first.loaded, first.unused, first.unmatched)
+    assert second.optimizer_values == first.optimizer_values
+
+
+def test_a_replaced_checkpoint_is_matched_again(ckpts, tmp_path: Path, matches, trusted_now) -> None:
+    """Another checkpoint written to the same prefix (another index file) is matched anew:
+    here it is another architecture's, and the restore raises as a first one would."""
+    prefix = _copy_checkpoint(ckpts["sequential"], tmp_path / "a")
+    model = fresh("sequential")
+    wk.load_weights(model, prefix)
+    other = _copy_checkpoint(ckpts["rnn"], tmp_path / "b")
+    for suffix in (".index", ".data-00000-of-00001"):
+        os.replace(other + suffix, prefix + suffix)
+    before = snapshot(model)
+    with pytest.raises(ValueError):
+        wk.load_weights(model, prefix)
+    assert snapshot(model) == before
+    assert matches == [prefix, prefix]
+
+
+def test_a_changed_model_is_matched_again(ckpts, matches, trusted_now) -> None:
+    model = fresh("sequential")
+    wk.load_weights(model, ckpts["sequential"])
+    model.get_layer("bn").trainable = False  # the signature has the trainable flags
+    cm.randomize(model, seed=9)
+    wk.load_weights(model, ckpts["sequential"])
+    assert len(matches) == 2
+    assert_like_reference(model, reference(ckpts, "sequential"))
+
+
+def test_what_is_not_remembered(ckpts, tmp_path: Path, matches, monkeypatch) -> None:
+    """An index file changed less than RACY_NS ago, a restore with an assignment_map, and
+    a model whose plans were forgotten are matched every time."""
+    fresh_copy = _copy_checkpoint(ckpts["rnn"], tmp_path)  # written just now: not trusted yet
+    model = fresh("rnn")
+    wk.load_weights(model, fresh_copy)
+    wk.load_weights(model, fresh_copy)
+    assert len(matches) == 2
+    from weightio.keras import checkpoint
+
+    monkeypatch.setattr(checkpoint, "RACY_NS", 0)
+    mapping = {"layer_with_weights-0": "emb"}
+    wk.load_weights(model, ckpts["rnn"], assignment_map=mapping)
+    wk.load_weights(model, ckpts["rnn"], assignment_map=mapping)
+    assert len(matches) == 4
+    wk.load_weights(model, ckpts["rnn"])
+    wk.forget_plans(model)
+    wk.load_weights(model, ckpts["rnn"])
+    assert len(matches) == 6
+    assert_like_reference(model, reference(ckpts, "rnn"))
+
+
+@tf_keras_only
+@pytest.mark.parametrize("case", list(cm.CASES))
+def test_tf_keras_second_restore_uses_the_remembered_match(ckpts, case: str, matches, trusted_now) -> None:
+    theirs, mine = _tk_model(case), _tk_model(case)
+    theirs.load_weights(ckpts[case]).expect_partial()
+    first = wk.load_weights(mine, ckpts[case])
+    cm.randomize(mine, 9)
+    second = wk.load_weights(mine, ckpts[case])
+    assert matches == [ckpts[case]]
+    assert _tk_values(mine) == _tk_values(theirs)
+    assert (second.loaded, second.unused, second.unmatched) == (first.loaded, first.unused, first.unmatched)

@@ -313,7 +313,7 @@ def forget_plans(model: Any) -> None:
     model and the file are still as they were; the benchmark uses it to time first loads."""
     import sys
 
-    for name in ("legacy", "v3", "tf_keras"):
+    for name in ("legacy", "v3", "tf_keras", "checkpoint"):
         module = sys.modules.get(f"{__name__}.{name}")
         for attribute in ("_PLANS", "_LEGACY_PLANS"):
             plans = getattr(module, attribute, None)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,6 +46,7 @@ from ..file import _gc_paused
 from .assign import usable_destinations
 from .formats import Format
 from .report import CheckpointLoadStatus, Listed
+from .tree_check import RACY_NS
 
 # Edges whose objects hold training state, not weights.
 _TRAINING_STATE_EDGES = frozenset({"optimizer", "save_counter"})
@@ -177,6 +179,11 @@ class _Keras3(_Family):
     def all_layers(self, model: Any) -> Iterable[Any]:
         return model._flatten_layers(include_self=True, recursive=True)
 
+    def signature(self, model: Any) -> tuple[Any, ...]:
+        from .v3 import signature
+
+        return signature(model)
+
     def destinations(self) -> Any:
         from .assign import _assigner
 
@@ -240,6 +247,11 @@ class _TfKeras(_Family):
 
     def all_layers(self, model: Any) -> Iterable[Any]:
         return model._flatten_layers(include_self=True, recursive=True)
+
+    def signature(self, model: Any) -> tuple[Any, ...]:
+        from .tf_keras import _signature
+
+        return _signature(model)
 
     def destinations(self) -> Any:
         from .assign import TensorFlowDestinations
@@ -499,16 +511,85 @@ def load(
         raise TypeError(f"assignment_map must be a dict, got {type(assignment_map).__name__}")
     prefix = wtf.resolve_prefix(path)
     reader = wtf.load_checkpoint(prefix)
-    with _gc_paused():  # many small objects while the model's are alive: no collector rescans
-        graph = reader.object_graph()
-    if graph is None or not len(graph):
-        raise NoObjectGraph(f"{prefix}: a name-based checkpoint (no object graph)")
     family: Any = _TfKeras() if tf_keras_model else _Keras3()
     if not tf_keras_model and not model.built:
         raise ValueError(
             f"Model '{model.name}' has not created its variables yet: build it (call it on data, or "
             f"give it an Input) before restoring TensorFlow checkpoint {prefix}"
         )
+    plan = _PLANS.get(model) if assignment_map is None else None
+    signature = family.signature(model) if assignment_map is None else None
+    if plan is not None and plan.holds_for(prefix, reader, signature):
+        matched = plan.matched
+    else:
+        taken = time.time_ns()
+        matched = _match(model, prefix, reader, family, assignment_map)
+        identity = _identity_to_trust(reader, taken)
+        if signature is not None and identity is not None:
+            _PLANS[model] = _Plan(prefix, identity, signature, matched)
+        else:
+            _PLANS.pop(model, None)
+
+    variables, keys = matched.variables, matched.keys
+    with _gc_paused():
+        # Every value read (in parallel, converted to its variable's dtype) before any is
+        # assigned; large ones straight into their destinations where the backend has them
+        # (torch: the Parameters' memory; TensorFlow: tensors the variables take over). The
+        # one native call checks everything before it writes, and this reader verifies no
+        # checksums, so nothing can fail once writing has begun.
+        read_into = family.destinations()
+        outs = None
+        if read_into is not None:
+            outs = usable_destinations(read_into.destinations_for(list(zip(variables, matched.shapes, matched.dtypes))))
+        arrays = reader.read_many(keys, matched.dtypes, threads, outs=outs)
+        written = [v for v, out in zip(variables, outs or ()) if out is not None]
+        rest = [(v, a) for v, a, out in zip(variables, arrays, outs or [None] * len(arrays)) if out is None]
+        family.assign(model, rest, read_into, written)
+    return CheckpointLoadStatus(
+        path=os.fspath(path),
+        format=Format.TF_CHECKPOINT,
+        variables_assigned=len(variables),
+        seconds=time.perf_counter() - start,
+        details=matched.details,
+        prefix=prefix,
+        optimizer_values=matched.optimizer_values,
+        unmatched=matched.unmatched,
+    )
+
+
+class _Matched:
+    """What matching a checkpoint to a model found: the (variable, checkpoint key) pairs,
+    each value's shape in the checkpoint and its variable's dtype, and the report's lists."""
+
+    def __init__(
+        self,
+        variables: list[Any],
+        keys: list[str],
+        shapes: list[tuple[int, ...]],
+        dtypes: list[Any],
+        details: Listed,
+        optimizer_values: list[str],
+        unmatched: list[str],
+    ) -> None:
+        self.variables = variables
+        self.keys = keys
+        self.shapes = shapes
+        self.dtypes = dtypes
+        self.details = details
+        self.optimizer_values = optimizer_values
+        self.unmatched = unmatched
+
+
+def _match(
+    model: Any, prefix: str, reader: wtf.CheckpointReader, family: Any, assignment_map: dict[str, Any] | None
+) -> _Matched:
+    """Walks the checkpoint's object graph and the model together (see the module
+    docstring). Raises ``ValueError`` where they do not match (Keras 3 models),
+    ``NoObjectGraph`` for a name-based checkpoint. Assigns nothing."""
+    with _gc_paused():  # many small objects while the model's are alive: no collector rescans
+        graph = reader.object_graph()
+    if graph is None or not len(graph):
+        raise NoObjectGraph(f"{prefix}: a name-based checkpoint (no object graph)")
     if assignment_map is None:
         roots = [(0, model, "")]
     else:
@@ -522,31 +603,14 @@ def load(
         for node_id, target, where in roots:
             matcher.walk(node_id, target, where)
         matcher.check_complete([target for _, target, _ in roots])
-        pairs = list(matcher.bound.values())
-        if not pairs and tf_keras_model:
-            raise AssertionError(
-                f"Nothing except the root object matched a checkpointed value in {prefix}. Typically this "
-                "means that the checkpoint does not match the Python program."
-            )
-        variables = [v for v, _ in pairs]
-        keys = [k for _, k in pairs]
-        # Every value read (in parallel, converted to its variable's dtype) before any is
-        # assigned; large ones straight into their destinations where the backend has them
-        # (torch: the Parameters' memory; TensorFlow: tensors the variables take over). The
-        # one native call checks everything before it writes, and this reader verifies no
-        # checksums, so nothing can fail once writing has begun.
-        dtypes = [family.numpy_dtype(v) for v in variables]
-        read_into = family.destinations()
-        outs = None
-        if read_into is not None:
-            outs = usable_destinations(
-                read_into.destinations_for([(v, tuple(reader.shape(k)), d) for v, k, d in zip(variables, keys, dtypes)])
-            )
-        arrays = reader.read_many(keys, dtypes, threads, outs=outs)
-        written = [v for v, out in zip(variables, outs or ()) if out is not None]
-        rest = [(v, a) for v, a, out in zip(variables, arrays, outs or [None] * len(arrays)) if out is None]
-        family.assign(model, rest, read_into, written)
-
+    pairs = list(matcher.bound.values())
+    if not pairs and not family.strict:
+        raise AssertionError(
+            f"Nothing except the root object matched a checkpointed value in {prefix}. Typically this "
+            "means that the checkpoint does not match the Python program."
+        )
+    variables = [v for v, _ in pairs]
+    keys = [k for _, k in pairs]
     training = _training_state_keys(graph)
     loaded = set(keys)
     all_keys = [k for k in reader.keys() if k != wtf.OBJECT_GRAPH_KEY]
@@ -556,13 +620,46 @@ def load(
         skipped=[(p, "no value in the checkpoint") for p in unmatched],
         unused=[k for k in all_keys if k not in loaded and k not in training],
     )
-    return CheckpointLoadStatus(
-        path=os.fspath(path),
-        format=Format.TF_CHECKPOINT,
-        variables_assigned=len(pairs),
-        seconds=time.perf_counter() - start,
-        details=details,
-        prefix=prefix,
-        optimizer_values=[k for k in all_keys if k in training and k not in loaded],
-        unmatched=unmatched,
+    return _Matched(
+        variables,
+        keys,
+        [tuple(reader.shape(k)) for k in keys],
+        [family.numpy_dtype(v) for v in variables],
+        details,
+        [k for k in all_keys if k in training and k not in loaded],
+        unmatched,
     )
+
+
+# -- remembered matches ---------------------------------------------------------------------
+# Matching walks the object graph and the model in Python: after the read itself, most of a
+# restore's time. Its result depends only on the model's structure and the checkpoint's
+# index, so it is remembered per model and used again while the model has the same layers
+# and variables (the signature the HDF5 replays check) and the index file is the one
+# matched (same device, inode, size and times; an index changed less than RACY_NS before it
+# was matched is not trusted: a rewrite within the file system's time granularity could
+# keep its times). A restore with an assignment_map always matches anew.
+
+
+class _Plan:
+    def __init__(self, prefix: str, identity: tuple[int, ...], signature: tuple[Any, ...], matched: _Matched) -> None:
+        self.prefix = prefix
+        self.identity = identity
+        self.signature = signature
+        self.matched = matched
+
+    def holds_for(self, prefix: str, reader: wtf.CheckpointReader, signature: tuple[Any, ...] | None) -> bool:
+        identity = reader._core.identity
+        return prefix == self.prefix and identity is not None and tuple(identity) == self.identity and signature == self.signature
+
+
+def _identity_to_trust(reader: wtf.CheckpointReader, taken_ns: int) -> tuple[int, ...] | None:
+    """The index file's identity if it was last changed ``RACY_NS`` before ``taken_ns``."""
+    identity = reader._core.identity
+    if identity is None or max(identity[3], identity[4]) > taken_ns - RACY_NS:
+        return None
+    return tuple(identity)
+
+
+# Model -> its last checkpoint match (restores without an assignment_map).
+_PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
