@@ -465,6 +465,39 @@ def test_replay_reads_large_values_into_the_variables_tensors(tmp_path: Path, fm
     assert state(mine) == before
 
 
+@pytest.mark.parametrize("fmt", ["legacy_h5", "full_model_h5"])
+def test_first_topological_loads_read_large_values_into_the_variables_tensors(tmp_path: Path, fmt: str, monkeypatch) -> None:
+    """With weightio's TensorFlow ops, a first legacy load (tf-keras's own loader runs) reads
+    the large values into new tensors too, which the variables take over; a file with a
+    chunk that cannot be decompressed raises and changes nothing."""
+    import weightio
+    from weightio.keras import tf_ops
+
+    built = tf_ops.build()  # (cached; CI builds them before the suite)
+    tf_ops.forget()
+    assert tf_ops.ops() is not None, f"weightio's TensorFlow ops did not load from {built}"
+
+    def wide() -> Any:
+        return tf_keras.Sequential([tf_keras.Input((4,)), L.Dense(4096, name="big"), L.Dense(2, name="c")], name="wide")
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    good = save(randomize(wide(), 1), fmt, tmp_path / "a")
+    bad = save(randomize(wide(), 2), fmt, tmp_path / "b")
+    recompress_and_corrupt(bad, (4096, 2))
+    read_into = tensorflow_read_into(monkeypatch)
+    ref, mine = randomize(wide(), 3), randomize(wide(), 3)
+    ref.load_weights(str(good))
+    wk.load_weights(mine, good)  # a first load
+    assert state(mine) == state(ref)
+    assert np.from_dlpack(mine.get_layer("big").kernel.read_value()).ctypes.data in read_into
+    before = state(mine)
+    wk.forget_plans(mine)
+    with pytest.raises(weightio.Error):
+        wk.load_weights(mine, bad)
+    assert state(mine) == before
+
+
 def _visits(model: Any, faster: bool) -> list[tuple[str, int]]:
     """Each (path, object) tf-keras's ``_load_state`` visits in ``model`` (no store: the walk only)."""
     from tf_keras.src.saving import saving_lib
