@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import h5py
 import ml_dtypes
 import numpy as np
@@ -327,3 +329,37 @@ def test_a_file_truncated_while_open_raises_instead_of_crashing(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "became shorter while being read" in proc.stdout
     assert str(path) in proc.stdout
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc/self/maps (Linux)")
+def test_close_unmaps_the_file_at_once(tmp_path):
+    """A File refers to itself, so after close the object waits for the cyclic collector;
+    its mapping must not wait with it (every page read through it would stay in memory: a
+    loop of loads grew by the file's size each time). Views keep the mapping alive."""
+    import gc
+
+    path = tmp_path / "mapped.h5"
+    with h5py.File(path, "w") as h:
+        h["x"] = np.arange(100_000, dtype="f4")
+
+    def mapped() -> int:
+        with open("/proc/self/maps") as maps:
+            return sum(str(path) in line for line in maps)
+
+    enabled = gc.isenabled()
+    gc.disable()  # the collector must not be what unmaps it
+    try:
+        with weightio.File(path) as f:
+            f.read_many(["x"])
+            view = f["x"].view()
+            assert mapped() == 1
+        assert mapped() == 1  # the view holds it
+        assert view[12345] == 12345
+        del view
+        assert mapped() == 0
+        for _ in range(3):
+            weightio.load_file(path)
+        assert mapped() == 0
+    finally:
+        if enabled:
+            gc.enable()

@@ -684,8 +684,13 @@ class File(Group):
         """Closes the file. Zero-copy views stay valid: they keep the mapping alive."""
         self._core = None
         # A File refers to itself (it is its own root group's file), so the object lingers
-        # until the cyclic collector runs: drop what it cached now (a legacy file's
-        # attributes are thousands of records, which that collector would otherwise scan).
+        # until the cyclic collector runs: drop the mapping now (views hold their own
+        # reference to it), or it stays mapped until then, and every page read through it
+        # stays in the process's memory (a loop of loads grew by the file's size each time);
+        # and drop what it cached (a legacy file's attributes are thousands of records,
+        # which that collector would otherwise scan).
+        self._mapping = None
+        self._buffer = None
         self._attr_cache = {}
         self._attrs = None
         if self._h5 is not None:
