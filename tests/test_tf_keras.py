@@ -437,12 +437,9 @@ def test_legacy_replay_follows_changes(files, tmp_path: Path, fmt: str) -> None:
         assert state(mine) == state(ref)
 
 
-@pytest.mark.parametrize("fmt", ["legacy_h5", "full_model_h5", "weights_h5"])
-def test_replay_reads_large_values_into_the_variables_tensors(tmp_path: Path, fmt: str, monkeypatch) -> None:
-    """A repeated load (legacy or v3) reads a large value (the 64 KiB kernel) into a new
-    tensor that the variable takes over, no copy; a later load whose file has a chunk that
-    cannot be decompressed fails after that read and leaves the model as it was."""
-    import weightio
+def _wide_case(tmp_path: Path, fmt: str) -> tuple[Path, Path, Any, Any]:
+    """A model with a large (64 KiB) kernel saved in ``fmt``, the same saved with other
+    values and a chunk that cannot be decompressed, and two models to load them into."""
 
     def wide() -> Any:
         return tf_keras.Sequential([tf_keras.Input((4,)), L.Dense(4096, name="big"), L.Dense(2, name="c")], name="wide")
@@ -452,8 +449,18 @@ def test_replay_reads_large_values_into_the_variables_tensors(tmp_path: Path, fm
     good = save(randomize(wide(), 1), fmt, tmp_path / "a")
     bad = save(randomize(wide(), 2), fmt, tmp_path / "b")
     recompress_and_corrupt(bad, (4096, 2))
+    return good, bad, randomize(wide(), 3), randomize(wide(), 3)
+
+
+@pytest.mark.parametrize("fmt", ["legacy_h5", "full_model_h5", "weights_h5"])
+def test_replay_reads_large_values_into_the_variables_tensors(tmp_path: Path, fmt: str, monkeypatch) -> None:
+    """A repeated load (legacy or v3) reads a large value (the 64 KiB kernel) into a new
+    tensor that the variable takes over, no copy; a later load whose file has a chunk that
+    cannot be decompressed fails after that read and leaves the model as it was."""
+    import weightio
+
+    good, bad, ref, mine = _wide_case(tmp_path, fmt)
     read_into = tensorflow_read_into(monkeypatch)
-    ref, mine = randomize(wide(), 3), randomize(wide(), 3)
     ref.load_weights(str(good))
     wk.load_weights(mine, good)
     wk.load_weights(mine, good)  # replayed
@@ -477,16 +484,8 @@ def test_first_topological_loads_read_large_values_into_the_variables_tensors(tm
     tf_ops.forget()
     assert tf_ops.ops() is not None, f"weightio's TensorFlow ops did not load from {built}"
 
-    def wide() -> Any:
-        return tf_keras.Sequential([tf_keras.Input((4,)), L.Dense(4096, name="big"), L.Dense(2, name="c")], name="wide")
-
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    good = save(randomize(wide(), 1), fmt, tmp_path / "a")
-    bad = save(randomize(wide(), 2), fmt, tmp_path / "b")
-    recompress_and_corrupt(bad, (4096, 2))
+    good, bad, ref, mine = _wide_case(tmp_path, fmt)
     read_into = tensorflow_read_into(monkeypatch)
-    ref, mine = randomize(wide(), 3), randomize(wide(), 3)
     ref.load_weights(str(good))
     wk.load_weights(mine, good)  # a first load
     assert state(mine) == state(ref)

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "bindings/element_types.h"
+#include "bindings/file_identity.h"
 #include "bindings/output_buffers.h"
 #include "hdf5/file.h"
 #include "hdf5/tree_digest.h"
@@ -511,12 +512,7 @@ void register_hdf5(py::module_& m) {
       .def_property_readonly("path", [](const H5File& f) { return f.file().path(); })
       .def_property_readonly("root", [](const H5File& f) { return f.file().root(); })
       .def_property_readonly(
-          "identity",
-          [](const H5File& f) -> py::object {
-            const auto& id = f.map().identity();
-            if (!id) return py::none();
-            return py::make_tuple(id->device, id->inode, id->size, id->mtime_ns, id->ctime_ns);
-          },
+          "identity", [](const H5File& f) { return bindings::identity_tuple(f.map().identity()); },
           "(device, inode, size, mtime_ns, ctime_ns) of the file as opened (fstat of the mapped "
           "descriptor); None for bytes handed in")
       .def_property_readonly("superblock_version", [](const H5File& f) { return f.file().superblock().version; })

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bindings/element_types.h"
+#include "bindings/file_identity.h"
 #include "bindings/output_buffers.h"
 #include "io/errors.h"
 #include "io/mapped_file.h"
@@ -273,12 +274,7 @@ void register_tfckpt(py::module_& m) {
       .def_property_readonly("prefix", [](const TfBundle& b) { return b.reader().prefix(); })
       .def_property_readonly("index_path", [](const TfBundle& b) { return b.reader().index_path(); })
       .def_property_readonly(
-          "identity",
-          [](const TfBundle& b) -> py::object {
-            const auto& id = b.reader().index_identity();
-            if (!id) return py::none();
-            return py::make_tuple(id->device, id->inode, id->size, id->mtime_ns, id->ctime_ns);
-          },
+          "identity", [](const TfBundle& b) { return bindings::identity_tuple(b.reader().index_identity()); },
           "(device, inode, size, mtime_ns, ctime_ns) of the index file as opened")
       .def_property_readonly("num_shards", [](const TfBundle& b) { return b.reader().header().num_shards; })
       .def_property_readonly("big_endian", [](const TfBundle& b) { return b.reader().big_endian(); })

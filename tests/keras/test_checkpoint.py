@@ -476,9 +476,9 @@ def test_tf_keras_unbuilt_subclassed_model_goes_to_tf_keras(ckpts) -> None:
 @pytest.fixture
 def trusted_now(monkeypatch):
     """Index files written moments ago are trusted at once (otherwise only once RACY_NS old)."""
-    from weightio.keras import checkpoint
+    from weightio.keras import tree_check
 
-    monkeypatch.setattr(checkpoint, "RACY_NS", 0)
+    monkeypatch.setattr(tree_check, "RACY_NS", 0)
 
 
 @pytest.fixture
@@ -552,9 +552,9 @@ def test_what_is_not_remembered(ckpts, tmp_path: Path, matches, monkeypatch) -> 
     wk.load_weights(model, fresh_copy)
     wk.load_weights(model, fresh_copy)
     assert len(matches) == 2
-    from weightio.keras import checkpoint
+    from weightio.keras import tree_check
 
-    monkeypatch.setattr(checkpoint, "RACY_NS", 0)
+    monkeypatch.setattr(tree_check, "RACY_NS", 0)
     mapping = {"layer_with_weights-0": "emb"}
     wk.load_weights(model, ckpts["rnn"], assignment_map=mapping)
     wk.load_weights(model, ckpts["rnn"], assignment_map=mapping)

@@ -46,7 +46,7 @@ from ..file import _gc_paused
 from .assign import usable_destinations
 from .formats import Format
 from .report import CheckpointLoadStatus, Listed
-from .tree_check import RACY_NS
+from . import tree_check
 
 # Edges whose objects hold training state, not weights.
 _TRAINING_STATE_EDGES = frozenset({"optimizer", "save_counter"})
@@ -524,7 +524,7 @@ def load(
     else:
         taken = time.time_ns()
         matched = _match(model, prefix, reader, family, assignment_map)
-        identity = _identity_to_trust(reader, taken)
+        identity = tree_check.trusted_identity(reader._core.identity, taken)
         if signature is not None and identity is not None:
             _PLANS[model] = _Plan(prefix, identity, signature, matched)
         else:
@@ -651,14 +651,6 @@ class _Plan:
     def holds_for(self, prefix: str, reader: wtf.CheckpointReader, signature: tuple[Any, ...] | None) -> bool:
         identity = reader._core.identity
         return prefix == self.prefix and identity is not None and tuple(identity) == self.identity and signature == self.signature
-
-
-def _identity_to_trust(reader: wtf.CheckpointReader, taken_ns: int) -> tuple[int, ...] | None:
-    """The index file's identity if it was last changed ``RACY_NS`` before ``taken_ns``."""
-    identity = reader._core.identity
-    if identity is None or max(identity[3], identity[4]) > taken_ns - RACY_NS:
-        return None
-    return tuple(identity)
 
 
 # Model -> its last checkpoint match (restores without an assignment_map).

@@ -17,6 +17,7 @@ digest was taken (git's "racy" index entries, the same way round). Files given a
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from ..file import File
 
@@ -49,9 +50,9 @@ def _layout(file: File, with_paths: bool) -> tuple[bytes, list[int], list[str] |
     return file._call(file.filename, "layout", file._addr, with_paths)
 
 
-def _identity_to_trust(file: File, taken_ns: int) -> tuple[int, ...] | None:
-    """The file's identity if it was last changed ``RACY_NS`` before ``taken_ns``."""
-    identity = file._core.identity
+def trusted_identity(identity: Any, taken_ns: int) -> tuple[int, ...] | None:
+    """A file's identity (``(device, inode, size, mtime_ns, ctime_ns)`` or None) if the file
+    was last changed ``RACY_NS`` before ``taken_ns``."""
     if identity is None or max(identity[3], identity[4]) > taken_ns - RACY_NS:
         return None
     return tuple(identity)
@@ -67,7 +68,7 @@ def remember(file: File, paths: list[str]) -> FileSide | None:
     positions = [position.get(path, -1) for path in paths]
     if -1 in positions:
         return None
-    return FileSide(digest, entries, positions, _identity_to_trust(file, taken), [addresses[i] for i in positions])
+    return FileSide(digest, entries, positions, trusted_identity(file._core.identity, taken), [addresses[i] for i in positions])
 
 
 def addresses_if_unchanged(file: File, side: FileSide) -> list[int] | None:
@@ -81,6 +82,6 @@ def addresses_if_unchanged(file: File, side: FileSide) -> list[int] | None:
     if digest != side.digest:
         return None
     side.addresses = [addresses[i] for i in side.positions]
-    side.identity = _identity_to_trust(file, taken)
+    side.identity = trusted_identity(file._core.identity, taken)
     return side.addresses
 
