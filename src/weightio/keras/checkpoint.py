@@ -552,8 +552,8 @@ def load(
         seconds=time.perf_counter() - start,
         details=matched.details,
         prefix=prefix,
-        optimizer_values=matched.optimizer_values,
-        unmatched=matched.unmatched,
+        optimizer_values=list(matched.optimizer_values),  # (lists the caller may change)
+        unmatched=list(matched.unmatched),
     )
 
 
