@@ -164,7 +164,7 @@ class _TorchAssigner:
     def destination(self, variable: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
         """The Parameter's own memory as a numpy array, for a large value (of ``shape`` and
         ``dtype``) of a plain CPU variable of a dtype numpy and torch share; None otherwise."""
-        if math.prod(shape) * dtype.itemsize < _DIRECT_MIN_BYTES or dtype.kind not in "fiub" or not self._plain(variable):
+        if not read_in_place(shape, dtype) or not self._plain(variable):
             return None
         target = variable._value
         if target.device.type != "cpu" or not target.is_contiguous() or tuple(target.shape) != tuple(shape):
@@ -381,7 +381,7 @@ class TensorFlowDestinations:
     def _resource(self, variable: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
         """The ResourceVariable whose memory a value of ``shape`` and ``dtype`` of ``variable``
         should be read into, or None."""
-        if not self.eager or math.prod(shape) * dtype.itemsize < _DIRECT_MIN_BYTES or dtype.kind not in "fiub":
+        if not self.eager or not read_in_place(shape, dtype):
             return None
         resource = self.target(variable)
         if type(resource) is not self.plain or not resource.device.endswith("CPU:0"):
@@ -421,9 +421,9 @@ class TensorFlowDestinations:
         outs: list[np.ndarray | None] = [None] * len(requests)
         if not chosen:
             return outs
-        tensors, addresses = self.ops.empty([c[2] for c in chosen], [c[4]._dtype.as_datatype_enum for c in chosen])
-        for (k, variable, shape, dtype, _), tensor, address in zip(chosen, tensors, addresses):
-            outs[k] = np.asarray(_TensorMemory(tensor, dtype, shape, address))
+        made = tensor_arrays(self.ops, [(c[2], c[3], c[4]._dtype.as_datatype_enum) for c in chosen])
+        for (k, variable, _, _, _), (out, tensor) in zip(chosen, made):
+            outs[k] = out
             self.tensors[id(variable)] = tensor
         return outs
 
@@ -443,6 +443,23 @@ class TensorFlowDestinations:
 
 
 _SHAPE_TENSORS: dict[tuple[int, ...], Any] = {}  # kept across loads: a few hundred shapes at most
+
+
+def read_in_place(shape: tuple[int, ...], dtype: np.dtype) -> bool:
+    """Whether a value is large enough to be read straight into its variable's memory (torch)
+    or a tensor its variable takes over (TensorFlow): 64 KiB and up, of a numeric type."""
+    return math.prod(shape) * dtype.itemsize >= _DIRECT_MIN_BYTES and dtype.kind in "fiub"
+
+
+def tensor_arrays(ops: Any, requests: list[tuple[tuple[int, ...], np.dtype, int]]) -> list[tuple[np.ndarray, Any]]:
+    """New uninitialized TensorFlow tensors, one per (shape, numpy dtype, TensorFlow dtype
+    enum), made by one call of weightio's empty op: each as (a writeable numpy array over its
+    memory, the tensor)."""
+    tensors, addresses = ops.empty([shape for shape, _, _ in requests], [enum for _, _, enum in requests])
+    return [
+        (np.asarray(_TensorMemory(tensor, dtype, shape, address)), tensor)
+        for (shape, dtype, _), tensor, address in zip(requests, tensors, addresses)
+    ]
 
 
 class _TensorMemory:

@@ -131,10 +131,10 @@ def load(
             numpy_dtype = numpy_dtypes[dtype] = dtype.as_numpy_dtype
         converted_values.append((variable, np.asarray(value, dtype=numpy_dtype)))
     if tf.executing_eagerly():
-        rest, adopting = _adoptions(converted_values, read_tensors)
+        rest, destinations, adopting = _adoptions(converted_values, read_tensors)
         assign_tensorflow_pairs(rest)
-        if adopting is not None:
-            adopting.written([variable for variable, _ in converted_values if id(variable) in adopting.tensors])
+        if adopting:
+            destinations.written(adopting)
     else:
         original(recorded)
     # tf-keras derives layer state (Normalization...) after its batch_set_value, for every
@@ -157,7 +157,7 @@ def _prefetch_into_tensors(file: File, threads: int | None) -> tuple[Prefetched,
     if anything here fails (the caller then reads as before; nothing is assigned yet)."""
     import tensorflow as tf
 
-    from .assign import _DIRECT_MIN_BYTES, _TensorMemory
+    from .assign import read_in_place, tensor_arrays
     from .prefetch import read_lazy
     from .tf_ops import ops as tf_ops
 
@@ -168,18 +168,12 @@ def _prefetch_into_tensors(file: File, threads: int | None) -> tuple[Prefetched,
         deferred = Deferred(file, threads)
         paths = list(deferred.index)
         lazies = [deferred.index[path] for path in paths]
-        large = [
-            i for i, lazy in enumerate(lazies)
-            if lazy.size * lazy.dtype.itemsize >= _DIRECT_MIN_BYTES and lazy.dtype.kind in "fiub" and lazy.dtype.isnative
-        ]
+        large = [i for i, lazy in enumerate(lazies) if read_in_place(lazy.shape, lazy.dtype) and lazy.dtype.isnative]
         outs: list[Any] = [None] * len(lazies)
         tensors: dict[int, Any] = {}
         if large:
-            made, addresses = ops.empty(
-                [lazies[i].shape for i in large], [tf.as_dtype(lazies[i].dtype).as_datatype_enum for i in large]
-            )
-            for i, tensor, address in zip(large, made, addresses):
-                view = np.asarray(_TensorMemory(tensor, lazies[i].dtype, lazies[i].shape, address))
+            requests = [(lazies[i].shape, lazies[i].dtype, tf.as_dtype(lazies[i].dtype).as_datatype_enum) for i in large]
+            for i, (view, tensor) in zip(large, tensor_arrays(ops, requests)):
                 outs[i] = view
                 tensors[id(view)] = tensor
         read_lazy(lazies, [None] * len(lazies), outs=outs)
@@ -189,25 +183,25 @@ def _prefetch_into_tensors(file: File, threads: int | None) -> tuple[Prefetched,
     return Prefetched(file, threads, arrays=arrays, all_paths=deferred.all_paths), tensors
 
 
-def _adoptions(pairs: list[tuple[Any, Any]], tensors: dict[int, Any]) -> tuple[list[tuple[Any, Any]], Any]:
-    """Splits validated (variable, value) pairs into those to assign and a
-    ``TensorFlowDestinations`` holding the tensors (read by ``_prefetch_into_tensors``) that
-    their variables take over: a value read into such a tensor, of its variable's dtype and
-    shape, for a plain CPU variable, each tensor and each variable once (None if there are
-    none)."""
+def _adoptions(pairs: list[tuple[Any, Any]], tensors: dict[int, Any]) -> tuple[list[tuple[Any, Any]], Any, list[Any]]:
+    """Splits validated (variable, value) pairs into those to assign and the variables that
+    take over the tensors their values were read into (by ``_prefetch_into_tensors``), held
+    by the returned ``TensorFlowDestinations``: a value read into such a tensor, of its
+    variable's dtype and shape, for a plain CPU variable, each tensor and each variable once."""
     if not tensors or len({id(variable) for variable, _ in pairs}) != len(pairs):
-        return pairs, None
+        return pairs, None, []
     from .assign import TensorFlowDestinations, _itself
 
     destinations = TensorFlowDestinations(_itself)
-    rest = []
+    rest, adopting = [], []
     for variable, value in pairs:
         tensor = tensors.pop(id(value), None)
         if tensor is not None and destinations._resource(variable, value.shape, value.dtype) is not None:
             destinations.tensors[id(variable)] = tensor
+            adopting.append(variable)
         else:
             rest.append((variable, value))
-    return rest, (destinations if destinations.tensors else None)
+    return rest, destinations, adopting
 
 
 # -- the topological plan (as for Keras 3 in legacy.py) -------------------------------------
