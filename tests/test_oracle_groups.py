@@ -226,3 +226,19 @@ def test_committed_datatypes_are_listed_and_usable(variant_path, wfile, h5file, 
     oracle.assert_same_value(f["uses_f4"][()], h["uses_f4"][()], "uses_f4")
     oracle.assert_same_value(f["grp/uses_i8_be"][()], h["grp/uses_i8_be"][()], "uses_i8_be")
     oracle.assert_same_value(f.attrs["attr_uses_f4"], h.attrs["attr_uses_f4"], "attr_uses_f4")
+
+
+@pytest.mark.parametrize("name,libver", NATIVE_CASES)
+def test_contains_matches_h5py(variant_path, wfile, h5file, name, libver):
+    """``in`` for every link of the file (soft and external ones too), absolute and relative,
+    and for paths that miss at their end, in their middle, or below a dataset."""
+    path = variant_path(name, libver)
+    f, h = wfile(path), h5file(path)
+    found: list[str] = []
+    h.visit_links(found.append)
+    probes = {"", "missing", "/missing", "missing/deeper"}
+    for p in found:
+        parent = p.rpartition("/")[0]
+        probes |= {p, "/" + p, p + "/missing", "missing/" + p, f"{parent}/nope" if parent else "nope"}
+    for probe in sorted(probes):
+        assert (probe in f) == (probe in h), probe

@@ -363,3 +363,78 @@ def test_close_unmaps_the_file_at_once(tmp_path):
     finally:
         if enabled:
             gc.enable()
+
+
+# -- read_ahead: whole datasets read by threads of their own (weightio.keras's first loads) --
+
+
+def _read_ahead(f, names, outs, threads):
+    return f._core.read_ahead([f[n]._addr for n in names], outs, threads)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("name,libver", READ_MANY_CASES)
+def test_read_ahead_matches_h5py(variant_path, wfile, h5file, name, libver, threads):
+    """Every layout read into given arrays while the caller goes on; ``finish`` says all were read."""
+    path = variant_path(name, libver)
+    f, h = wfile(path), h5file(path)
+    names = [n for n in _readable_datasets(h) if h[n].dtype.kind in "fiub"] * 2
+    outs = [np.full(h[n].shape, 77, h[n].dtype) for n in names]
+    job = _read_ahead(f, names, outs, threads)
+    assert job.finish() == [True] * len(names)
+    for ds, out in zip(names, outs):
+        assert_same_array(out, h[ds], f"read_ahead {ds}")
+
+
+def test_read_ahead_leaves_what_it_cannot_read_to_the_caller(tmp_path, wfile):
+    """A chunk that cannot be decompressed: that dataset is reported unread, the others read."""
+    path = tmp_path / "corrupt.h5"
+    with h5py.File(path, "w") as h:
+        h.create_dataset("plain", data=np.arange(50_000, dtype="<f4"))
+        chunked = h.create_dataset("gz", data=np.arange(4096, dtype="<f4"), chunks=(4096,), compression="gzip")
+        h.create_dataset("after", data=np.arange(300, dtype="<i8"))
+        info = chunked.id.get_chunk_info(0)
+    with open(path, "r+b") as raw:
+        raw.seek(info.byte_offset + info.size // 4)
+        raw.write(b"\xff" * (info.size // 2))
+    f = wfile(path)
+    outs = [np.empty(50_000, "<f4"), np.empty(4096, "<f4"), np.empty(300, "<i8")]
+    assert _read_ahead(f, ["plain", "gz", "after"], outs, 2).finish() == [True, False, True]
+    assert (outs[0] == np.arange(50_000)).all() and (outs[2] == np.arange(300)).all()
+
+
+def test_read_ahead_refuses_unusable_outputs(variant_path, wfile, h5file):
+    path = variant_path("keras2_weights", "latest")
+    f, h = wfile(path), h5file(path)
+    name = KERAS_WEIGHTS[0]
+    read_only = np.zeros(h[name].shape, "<f4")
+    read_only.flags.writeable = False
+    strided = np.zeros((h[name].size, 2), "<f4")[:, 0]
+    for bad in (np.zeros(h[name].size + 1, "<f4"), read_only, strided, [0.0] * h[name].size):
+        with pytest.raises(ValueError):
+            _read_ahead(f, [name], [bad], 1)
+    with pytest.raises(ValueError):
+        _read_ahead(f, [name, name], [np.zeros(h[name].shape, "<f4")], 1)
+
+
+def test_read_ahead_keeps_its_file_open(tmp_path):
+    """The reading outlives ``File.close()`` (the job holds the file); a job dropped
+    unfinished stops after the datasets it is reading."""
+    path = tmp_path / "big.h5"
+    values = [np.random.default_rng(k).standard_normal(300_000).astype("<f4") for k in range(6)]
+    with h5py.File(path, "w") as h:
+        for k, v in enumerate(values):
+            h[f"d{k}"] = v
+    names = [f"d{k}" for k in range(6)]
+    for _ in range(20):
+        f = weightio.File(path)
+        outs = [np.empty(300_000, "<f4") for _ in names]
+        job = _read_ahead(f, names, outs, 2)
+        f.close()
+        assert job.finish() == [True] * 6
+        for out, v in zip(outs, values):
+            np.testing.assert_array_equal(out, v)
+        f = weightio.File(path)
+        dropped = _read_ahead(f, names, [np.empty(300_000, "<f4") for _ in names], 2)
+        f.close()
+        del dropped

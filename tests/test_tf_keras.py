@@ -497,6 +497,37 @@ def test_first_topological_loads_read_large_values_into_the_variables_tensors(tm
     assert state(mine) == before
 
 
+def test_first_v3_loads_read_large_values_ahead(tmp_path: Path, monkeypatch) -> None:
+    """A first ``.weights.h5`` load reads the large kernel while tf-keras's traversal runs,
+    into a tensor the variable takes over; a file whose large value cannot be decompressed
+    raises and changes nothing."""
+    import weightio
+    from weightio.keras.prefetch import ReadAhead
+
+    good, bad, ref, mine = _wide_case(tmp_path, "weights_h5")
+    taken: list[tuple[int, ...]] = []
+    take = ReadAhead.take
+
+    def spy(self: Any, lazy: Any, dtype: Any) -> Any:
+        array = take(self, lazy, dtype)
+        if array is not None:
+            taken.append(array.shape)
+        return array
+
+    monkeypatch.setattr(ReadAhead, "take", spy)
+    ref.load_weights(str(good))
+    wk.load_weights(mine, good)
+    assert state(mine) == state(ref)
+    assert taken == [(4, 4096)]
+    recompress_and_corrupt(bad, (4, 4096))
+    before = state(mine)
+    wk.forget_plans(mine)
+    with pytest.raises(weightio.Error):
+        wk.load_weights(mine, bad)
+    assert state(mine) == before
+    assert taken == [(4, 4096)]
+
+
 def _visits(model: Any, faster: bool) -> list[tuple[str, int]]:
     """Each (path, object) tf-keras's ``_load_state`` visits in ``model`` (no store: the walk only)."""
     from tf_keras.src.saving import saving_lib

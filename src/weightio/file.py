@@ -233,20 +233,12 @@ class Group(_Object):
     def __contains__(self, name: object) -> bool:
         """Like h5py: the path's groups must exist and its last link must exist (a
         dangling soft link or an external link still counts)."""
-        if not isinstance(name, str) or self.file._core is None:
-            return False
+        if not isinstance(name, str) or not name or self.file._core is None:
+            return False  # (h5py: "" is not in a group, "/" and "." are)
         parent, _, leaf = name.rstrip("/").rpartition("/")
         if leaf in ("", "."):
             return True
-        core = self.file._core
-        try:
-            group = core.resolve(self._addr, _enc(parent or "/" if name.startswith("/") else parent))
-            if core.kind(group) != "group":
-                return False
-            core.link(group, _enc(leaf))
-        except Error:
-            return False
-        return True
+        return bool(self.file._core.contains(self._addr, _enc(parent or "/" if name.startswith("/") else parent), _enc(leaf)))
 
     def __getitem__(self, name: str) -> Group | Dataset:
         if not isinstance(name, str):

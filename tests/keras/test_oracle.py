@@ -607,6 +607,24 @@ HOSTILE_AFTER_GOOD = [
 ]
 
 
+def test_traversal_joins_paths_as_keras(monkeypatch) -> None:
+    """The traversal's ``file_utils.join`` gives Keras's results; a remote first part goes
+    to Keras's own function."""
+    from keras.src.utils import file_utils
+
+    from weightio.keras.walk import _local_join
+
+    original = file_utils.join
+    join = _local_join(file_utils)
+    for parts in [("layers", "dense"), ("", "vars"), ("layers/dense", "vars", "0"), ("/abs", "x"), ("a/", "/b")]:
+        assert join(*parts) == original(*parts), parts
+    passed: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(file_utils, "join", lambda *parts: passed.append(parts) or "remote")
+    join = _local_join(file_utils)
+    assert join("gs://bucket/w", "vars") == "remote" and join("/gcs/w", "x") == "remote"
+    assert passed == [("gs://bucket/w", "vars"), ("/gcs/w", "x")]
+
+
 @pytest.mark.parametrize("case", HOSTILE_AFTER_GOOD)
 def test_repeated_loads_hostile(variant_files, mlp_files, tmp_path: Path, case: str) -> None:
     """A hostile file after a good load (when weightio may replay a remembered traversal):
@@ -790,6 +808,69 @@ def test_all_or_nothing_when_a_chunk_is_corrupt(tmp_path: Path, fmt: str) -> Non
     before = snapshot(mine)
     out = weightio_load(mine, path)
     assert isinstance(out.error, weightio.Error), out.error
+    assert snapshot(mine) == before
+
+
+def _taken_ahead(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """The shapes of the values first loads take from what was read ahead, as they take them."""
+    from weightio.keras.prefetch import ReadAhead
+
+    taken: list[tuple[int, ...]] = []
+    take = ReadAhead.take
+
+    def spy(self: Any, lazy: Any, dtype: Any) -> Any:
+        array = take(self, lazy, dtype)
+        if array is not None:
+            taken.append(array.shape)
+        return array
+
+    monkeypatch.setattr(ReadAhead, "take", spy)
+    return taken
+
+
+@pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5", "sharded_json"])
+def test_first_loads_read_large_values_ahead(tmp_path: Path, fmt: str, monkeypatch) -> None:
+    """A first load reads its large values (64 KiB and up) while Keras's traversal runs,
+    and the variables get exactly them; the smaller ones are read at the end. On torch
+    nothing is read ahead (large values go straight into the Parameters at the end)."""
+    spec = [("a", 5, True), ("big", 4096, True), ("c", 2, True)]  # big's kernel: 80 KiB
+    path = save(_mlp(spec), fmt, tmp_path / fmt)
+    taken = _taken_ahead(monkeypatch)
+    oracle(lambda: _mlp(spec, name="other"), path)
+    assert taken == ([] if BACKEND == "torch" else [(5, 4096)])
+
+
+@pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
+def test_first_loads_read_other_dtypes_at_the_end(tmp_path: Path, fmt: str, monkeypatch) -> None:
+    """A value read ahead in the file's dtype is not given to a variable of another dtype:
+    that one is read and converted at the end, as without reading ahead."""
+    spec = [("a", 5, True), ("big", 4096, True), ("c", 2, True)]
+    path = save(_mlp(spec), fmt, tmp_path / fmt)
+
+    def half() -> keras.Model:
+        stack: list[Any] = [keras.Input((4,))]
+        stack += [layers.Dense(units, name=name, dtype="float16") for name, units, _ in spec]
+        return models.randomize(keras.Sequential(stack, name="half"), seed=5)
+
+    taken = _taken_ahead(monkeypatch)
+    _, mine, _, _ = oracle(half, path)
+    assert taken == []
+    assert mine.layers[1].kernel.dtype == "float16"
+
+
+@pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
+def test_a_first_load_whose_large_value_cannot_be_read_ahead(tmp_path: Path, fmt: str, monkeypatch) -> None:
+    """A large value whose read ahead fails (a chunk that cannot be decompressed) is read
+    again at the end, which raises weightio's error: the model is unchanged."""
+    spec = [("a", 5, True), ("big", 4096, True), ("c", 2, True)]
+    path = save(_mlp(spec), fmt, tmp_path / fmt)
+    recompress_and_corrupt(path, (5, 4096))
+    taken = _taken_ahead(monkeypatch)
+    mine = _mlp(spec)
+    before = snapshot(mine)
+    out = weightio_load(mine, path)
+    assert isinstance(out.error, weightio.Error), out.error
+    assert taken == []
     assert snapshot(mine) == before
 
 

@@ -124,6 +124,45 @@ def _assigner() -> Any:
     return _each(assign_numpy)
 
 
+def ahead_allocator() -> Any:
+    """How a first load allocates the large values it reads while Keras's traversal runs
+    (``prefetch.reading_ahead``), or None not to read ahead: on torch, large values are read
+    at the end straight into the Parameters (read ahead, they would take one more copy); on
+    TensorFlow, into new tensors (``tensorflow_allocator``); elsewhere, into new arrays."""
+    from keras.src import backend
+
+    from .prefetch import aligned_arrays
+
+    name = backend.backend()
+    if name == "torch":
+        return None
+    if name == "tensorflow":
+        return tensorflow_allocator()
+    return aligned_arrays
+
+
+def tensorflow_allocator() -> Any:
+    """``allocate([(shape, dtype), ...])``: new uninitialized TensorFlow tensors, as writeable
+    numpy arrays (keeping them alive), made by one call of weightio's empty op; variables
+    take such tensors over without a copy, and TensorFlow's allocator keeps the memory for
+    the next load (arrays from numpy go back to the system when freed, and the load after
+    faults them in again). New numpy arrays without the ops or outside eager execution."""
+    import tensorflow as tf
+
+    from .prefetch import aligned_arrays
+    from .tf_ops import ops as tf_ops
+
+    ops = tf_ops()
+    if ops is None or not tf.executing_eagerly():
+        return aligned_arrays
+
+    def allocate(requests: list[tuple[tuple[int, ...], np.dtype]]) -> list[np.ndarray]:
+        made = tensor_arrays(ops, [(shape, dtype, tf.as_dtype(dtype).as_datatype_enum) for shape, dtype in requests])
+        return [array for array, _ in made]
+
+    return allocate
+
+
 def _each(assign: Any) -> Any:
     def assign_all(pairs: list[tuple[Any, Any]], fresh: Collection[int] = ()) -> None:
         for variable, value in pairs:
@@ -509,6 +548,9 @@ def _read_and_assign(
     from .prefetch import LazyArray, read_lazy
 
     pending = [i for i, (_, value) in enumerate(pairs) if isinstance(value, LazyArray) and value._array is None]
+    ahead = _taken_ahead(pairs, pending, dtype_of)
+    if ahead:
+        pending = [i for i in pending if pairs[i][1]._array is None]
     lazies = [pairs[i][1] for i in pending]
     dtypes = [dtype_of(pairs[i][0]) for i in pending]
     outs = None
@@ -516,7 +558,7 @@ def _read_and_assign(
         outs = usable_destinations(destinations_for([(pairs[i][0], value.shape, dtype) for i, value, dtype in zip(pending, lazies, dtypes)]))
     read_lazy(lazies, dtypes, meter, outs)
     read = {pending[k] for k, out in enumerate(outs or ()) if out is not None}
-    fresh = {id(value._array) for k, value in enumerate(lazies) if pending[k] not in read}
+    fresh = {id(value._array) for k, value in enumerate(lazies) if pending[k] not in read} | ahead
     assign_all(
         [
             (variable, value.materialize() if isinstance(value, LazyArray) else value)
@@ -527,6 +569,22 @@ def _read_and_assign(
     )
     if read:
         written([pairs[i][0] for i in sorted(read)])
+
+
+def _taken_ahead(pairs: list[tuple[Any, Any]], pending: list[int], dtype_of: Any) -> set[int]:
+    """Gives the unread values of ``pairs`` (indices ``pending``) read ahead of the load's end
+    (``prefetch.reading_ahead``) their arrays, where read as their variable's dtype; returns
+    the ids of those arrays (fresh: new, aligned, nothing else refers to them)."""
+    taken: set[int] = set()
+    for i in pending:
+        variable, value = pairs[i]
+        ahead = value.source.ahead
+        if ahead is not None and value._array is None:
+            array = ahead.take(value, dtype_of(variable))
+            if array is not None:
+                value._array = array
+                taken.add(id(array))
+    return taken
 
 
 def usable_destinations(outs: list[Any]) -> list[Any] | None:

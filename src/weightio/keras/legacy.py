@@ -14,8 +14,8 @@ from keras.src.legacy.saving import legacy_h5_format
 
 from ..file import File
 from . import convert, report, tree_check
-from .assign import Recorder, patched, recording, variable_shape
-from .prefetch import Deferred, LazyArray, Source
+from .assign import Recorder, ahead_allocator, patched, recording, variable_shape
+from .prefetch import Deferred, LazyArray, Source, reading_ahead
 from .safe import safe_group
 from .v3 import signature
 
@@ -67,11 +67,12 @@ def load(
         if by_name
         else legacy_h5_format.load_weights_from_hdf5_group
     )
-    with patched(legacy_h5_format, **replacements), recording() as recorder:
-        loader(group, model, skip_mismatch)
-    if plain:
-        _remember(model, file, group, recorder.pairs)
-    assigned = recorder.apply(model, meter)
+    with reading_ahead([deferred] if meter is None else [], threads, ahead_allocator()):  # until the end of the read
+        with patched(legacy_h5_format, **replacements), recording() as recorder:
+            loader(group, model, skip_mismatch)
+        if plain:
+            _remember(model, file, group, recorder.pairs)
+        assigned = recorder.apply(model, meter)
     origins.update(deferred.origin_map())
     if by_name:
         skipped += _by_name_skips(group, model, counts)

@@ -8,12 +8,17 @@ known, bytes not read). When the only thing Keras's code does with a value is as
 a variable, the bytes are read at the end, all at once, in parallel, converted to the
 variable's dtype in the same pass, into fresh arrays that the variables then adopt: one
 copy from the page cache to the destination.
+
+``reading_ahead(deferreds)``: while Keras's traversal runs (Python, one core), the large
+datasets are read on the other cores, so that the read at the end finds them read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -185,14 +190,16 @@ class LazyArray:
 class Source:
     """Where a ``LazyArray`` is read from. Not the ``Deferred`` itself: that holds its lazy
     arrays, and a reference back would make a cycle keeping every array read alive until
-    the garbage collector runs (the next load would then fault in fresh memory)."""
+    the garbage collector runs (the next load would then fault in fresh memory). ``ahead``:
+    the ``ReadAhead`` of its file while one runs."""
 
-    __slots__ = ("file", "prefix", "threads")
+    __slots__ = ("ahead", "file", "prefix", "threads")
 
     def __init__(self, file: File, threads: int | None, prefix: str) -> None:
         self.file = file
         self.threads = threads
         self.prefix = prefix
+        self.ahead: ReadAhead | None = None
 
 
 class Deferred:
@@ -202,7 +209,7 @@ class Deferred:
         self.file = file
         self.threads = threads
         self.prefix = prefix  # names the file in LoadReport entries when there are several
-        source = Source(file, threads, prefix)
+        self.source = source = Source(file, threads, prefix)
         self.origins: dict[int, tuple[str, ...]] = {}  # values read one by one: id -> entry
         self.index: dict[str, LazyArray] = {}
         self.all_paths: list[str] = []
@@ -296,3 +303,101 @@ def _read_metered(values: list[LazyArray], dtypes: list[Any], by_source: dict[in
                     meter.advance(sum(sizes[i] for i in chosen))
     finally:
         meter.finish()
+
+
+# -- reading ahead ---------------------------------------------------------------------------
+# A first load runs Keras's traversal in Python on one core for as long as the read at its
+# end takes, or longer (ResNet50: ~20 ms, and ~8 ms to read 100 MB with both cores). Its
+# large datasets are read meanwhile on the other cores; the read at the end (``take``) then
+# finds them read. Only datasets of 64 KiB and more: a few allocations for most of the bytes
+# (a model's thousands of small values are read at the end, in one call, as before). The
+# reading threads are native: a Python thread would wait for the GIL (up to its 5 ms switch
+# interval) after every call while the traversal holds it.
+_AHEAD_MIN_BYTES = 1 << 16
+
+
+class ReadAhead:
+    """The large datasets of one file, read into new arrays of their stored types by native
+    threads of their own (``H5File.read_ahead``; they never take the GIL). Nothing is
+    assigned from here: ``take`` hands an array to the load's read at the end, which uses it
+    as what it would have read itself. The loading thread, arriving at ``take`` before the
+    reading is done, reads the datasets not begun yet alongside. A dataset whose read failed
+    is given to nobody: the ordinary read at the end reads it again, and reports the problem."""
+
+    def __init__(self, lazies: list[LazyArray], threads: int, allocate: Any) -> None:
+        # Allocated here, in the loading thread: malloc then reuses the memory earlier loads
+        # freed (a thread of its own would get a fresh arena and fault every page in).
+        outs = allocate([(lazy.shape, lazy.dtype) for lazy in lazies])
+        self.lazies: list[LazyArray] = lazies
+        self.outs: list[np.ndarray] = outs
+        self.job: Any = lazies[0].source.file._core.read_ahead([lazy.address for lazy in lazies], outs, threads)
+        self.arrays: dict[int, np.ndarray] | None = None  # once finished: id(lazy) -> its array
+
+    def take(self, lazy: LazyArray, dtype: np.dtype) -> np.ndarray | None:
+        """``lazy``'s array, read, if it was read ahead as ``dtype``; each array once."""
+        if self.arrays is None:
+            read = self.job.finish()
+            self.arrays = {id(lz): out for lz, out, done in zip(self.lazies, self.outs, read) if done}
+        array = self.arrays.get(id(lazy))
+        if array is None or array.dtype != dtype:
+            return None
+        del self.arrays[id(lazy)]
+        return array
+
+    def close(self) -> None:
+        """Stops (after the datasets being read) and drops what was not taken."""
+        self.job = None
+        self.arrays = {}
+        self.outs = []
+        self.lazies = []
+
+
+def aligned_arrays(requests: list[tuple[tuple[int, ...], np.dtype]]) -> list[np.ndarray]:
+    """New C-ordered arrays of each (shape, dtype), each starting on a 64-byte boundary (as
+    ``read_many``'s do, so that frameworks adopt them through DLPack)."""
+    out = []
+    for shape, dtype in requests:
+        nbytes = math.prod(shape) * dtype.itemsize
+        raw = np.empty(nbytes + 64, np.uint8)
+        start = -raw.ctypes.data % 64
+        out.append(raw[start : start + nbytes].view(dtype).reshape(shape))
+    return out
+
+
+@contextlib.contextmanager
+def reading_ahead(deferreds: list[Deferred], threads: int | None, allocate: Any) -> Iterator[None]:
+    """Within the block, each file's large datasets (``_AHEAD_MIN_BYTES`` and up, of numpy's
+    numeric types) are read into arrays from ``allocate([(shape, dtype), ...])`` by one native
+    thread fewer than the load's; they are there for ``read_lazy``'s caller to ``take``. Not
+    when ``allocate`` is None, the load has one thread, or they would take more than a
+    quarter of the machine's memory; if anything fails here, the load reads as before. At the
+    end of the block the reading stops and what was not taken is dropped."""
+    workers = threads or os.cpu_count() or 1
+    if workers > 1 and allocate is not None:
+        budget = _memory_bytes() // 4
+        for deferred in deferreds:
+            large = [
+                lazy
+                for lazy in deferred.index.values()
+                if lazy.dtype.kind in "fiub" and lazy.dtype.isnative and lazy.size * lazy.dtype.itemsize >= _AHEAD_MIN_BYTES
+            ]
+            budget -= sum(lazy.size * lazy.dtype.itemsize for lazy in large)
+            if large and budget >= 0:
+                try:
+                    deferred.source.ahead = ReadAhead(large, workers - 1, allocate)
+                except Exception:  # noqa: BLE001 - read at the end, as without
+                    deferred.source.ahead = None
+    try:
+        yield
+    finally:
+        for deferred in deferreds:
+            if deferred.source.ahead is not None:
+                deferred.source.ahead.close()
+                deferred.source.ahead = None
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return 1 << 32

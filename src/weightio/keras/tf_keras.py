@@ -23,9 +23,9 @@ import numpy as np
 
 from ..file import File, Group
 from . import report, tree_check
-from .assign import LOAD_LOCK, assign_tensorflow_pairs, loads_with, patched, read_and_assign_tensorflow
+from .assign import LOAD_LOCK, assign_tensorflow_pairs, loads_with, patched, read_and_assign_tensorflow, tensorflow_allocator
 from .formats import WeightSources
-from .prefetch import Deferred, LazyArray, LazyReadFailed, Prefetched, Source, handed_out, prefetch_all
+from .prefetch import Deferred, LazyArray, LazyReadFailed, Prefetched, Source, handed_out, prefetch_all, reading_ahead
 from .remembered import Notes, Remembered, ReplayStore, remember
 from .walk import faster_tf_keras_traversal
 
@@ -379,34 +379,36 @@ def load_v3(
                 store.lazy_ok = lazy and loads_with(trackable, plain)
             return original_load_state(trackable, weights_store, *args, **kwargs)
 
-        with patched(saving_lib, _load_state=observed), faster_tf_keras_traversal(), _recording_tf_assign(recorded):
-            try:
-                saving_lib._load_state(
-                    model,
-                    weights_store=store,
-                    assets_store=None,
-                    inner_path="",
-                    skip_mismatch=skip_mismatch,
-                    visited_trackables=set(),
-                )
-            finally:
-                if store.read_failed:  # even where skip_mismatch took the error for a mismatch
-                    raise LazyReadFailed
-        store.notes = None
-        store.lazy_ok = False
-        new_plan = None
-        if not skip_mismatch:
-            shapes = source.arrays if isinstance(source, Prefetched) else source.index
-            new_plan = _Plan(_signature(model), steps, remembered=remember(notes, {"": file}, {"": shapes}, None))
-        if lazy:
-            try:
-                read_and_assign_tensorflow(recorded, meter)
-            except Exception as exc:  # noqa: BLE001 - nothing was assigned
-                raise LazyReadFailed from exc
-        elif tf.executing_eagerly():
-            assign_tensorflow_pairs(recorded)
-        else:
-            backend.batch_set_value(recorded)
+        ahead = [source] if isinstance(source, Deferred) and meter is None else []
+        with reading_ahead(ahead, threads, tensorflow_allocator()):  # until the end of the read
+            with patched(saving_lib, _load_state=observed), faster_tf_keras_traversal(), _recording_tf_assign(recorded):
+                try:
+                    saving_lib._load_state(
+                        model,
+                        weights_store=store,
+                        assets_store=None,
+                        inner_path="",
+                        skip_mismatch=skip_mismatch,
+                        visited_trackables=set(),
+                    )
+                finally:
+                    if store.read_failed:  # even where skip_mismatch took the error for a mismatch
+                        raise LazyReadFailed
+            store.notes = None
+            store.lazy_ok = False
+            new_plan = None
+            if not skip_mismatch:
+                shapes = source.arrays if isinstance(source, Prefetched) else source.index
+                new_plan = _Plan(_signature(model), steps, remembered=remember(notes, {"": file}, {"": shapes}, None))
+            if lazy:
+                try:
+                    read_and_assign_tensorflow(recorded, meter)
+                except Exception as exc:  # noqa: BLE001 - nothing was assigned
+                    raise LazyReadFailed from exc
+            elif tf.executing_eagerly():
+                assign_tensorflow_pairs(recorded)
+            else:
+                backend.batch_set_value(recorded)
         if new_plan is not None:
             _PLANS[model] = new_plan
         return steps, source, store

@@ -12,10 +12,10 @@ from typing import Any
 from keras.src.saving import saving_lib
 
 from ..file import Group
-from .assign import loads_with, patched, recording
+from .assign import ahead_allocator, loads_with, patched, recording
 from .formats import WeightSources
 from . import report
-from .prefetch import Deferred, LazyReadFailed, handed_out, prefetch_all
+from .prefetch import Deferred, LazyReadFailed, handed_out, prefetch_all, reading_ahead
 from .remembered import Notes, Remembered, remember
 from .safe import safe_group
 from .walk import faster_traversal
@@ -202,36 +202,38 @@ def _traverse(
     errors: dict[int, Any] = {}
     steps: list[tuple[Any, str]] = []
     handed: list[list[int]] = []
-    with recording() as recorder, _observing(steps, store, handed, lazy):
-        try:
-            saving_lib._load_state(
-                model,
-                weights_store=store,
-                assets_store=None,
-                inner_path="",
-                skip_mismatch=skip_mismatch,
-                visited_saveables=visited,
-                failed_saveables=failed,
-                error_msgs=errors,
-            )
-        finally:
-            if store.read_failed:  # even where Keras took the error for a mismatch
-                raise LazyReadFailed
-        if failed:
-            saving_lib._raise_loading_failure(errors, warn_only=skip_mismatch)
-    plan = None
-    if not failed and objects_to_skip is None:
-        # An object is "pure" when every value it was handed went straight into an assign.
-        assigned = {id(value) for _, value in recorder.pairs}
-        pure = [all(i in assigned for i in ids) for ids in handed]
-        plan = _Plan(signature(model), steps, pure, _remembered(store, sources))
-    if lazy:
-        try:
-            count = recorder.apply(model, meter)
-        except Exception as exc:  # noqa: BLE001 - nothing was assigned (see Recorder.apply)
-            raise LazyReadFailed from exc
-    else:
-        count = recorder.apply(model)
+    ahead = list(store.prefetched.values()) if lazy and meter is None else []
+    with reading_ahead(ahead, threads, ahead_allocator()):  # until the end of the read
+        with recording() as recorder, _observing(steps, store, handed, lazy):
+            try:
+                saving_lib._load_state(
+                    model,
+                    weights_store=store,
+                    assets_store=None,
+                    inner_path="",
+                    skip_mismatch=skip_mismatch,
+                    visited_saveables=visited,
+                    failed_saveables=failed,
+                    error_msgs=errors,
+                )
+            finally:
+                if store.read_failed:  # even where Keras took the error for a mismatch
+                    raise LazyReadFailed
+            if failed:
+                saving_lib._raise_loading_failure(errors, warn_only=skip_mismatch)
+        plan = None
+        if not failed and objects_to_skip is None:
+            # An object is "pure" when every value it was handed went straight into an assign.
+            assigned = {id(value) for _, value in recorder.pairs}
+            pure = [all(i in assigned for i in ids) for ids in handed]
+            plan = _Plan(signature(model), steps, pure, _remembered(store, sources))
+        if lazy:
+            try:
+                count = recorder.apply(model, meter)
+            except Exception as exc:  # noqa: BLE001 - nothing was assigned (see Recorder.apply)
+                raise LazyReadFailed from exc
+        else:
+            count = recorder.apply(model)
     if plan is not None:
         _PLANS[model] = plan
     skipped: list[tuple[Any, str]] = [(obj, "objects_to_skip") for obj in objects_to_skip or ()]

@@ -26,10 +26,10 @@ instead of once per object:
   yielded: the objects it follows, and their order, are Keras's.
 - An object whose class has its own ``__getattribute__`` is walked by Keras's function.
 
-The helpers that are pure functions of their strings (``to_snake_case``, Keras 3's
-``file_utils.join``) are cached, and Keras 3's ``get_attr_skipset`` is built once per object
-type (Keras builds a reference ``Layer`` each time: its cache is stored under another key
-than the one it reads). The caches live for one load: a class changed between loads is seen
+The helpers that are pure functions of their strings (``to_snake_case``, and Keras 3's
+``file_utils.join``'s remote-path test) are cached, and Keras 3's ``get_attr_skipset`` is
+built once per object type (Keras builds a reference ``Layer`` each time: its cache is
+stored under another key than the one it reads). The caches live for one load: a class changed between loads is seen
 as it is.
 """
 
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -153,6 +154,23 @@ class _Walk:
                 yield name, child
 
 
+def _local_join(file_utils: Any) -> Callable[..., Any]:
+    """Keras 3's ``file_utils.join`` as it joins a load's inner paths: ``os.path.join``
+    unless the first part is a remote path (``is_remote_path``, a regular expression per
+    call in Keras, answered once per first part here). Every inner path is joined once per
+    load (~900 on ResNet50), so caching whole calls saved nothing."""
+    original = file_utils.join
+    remote = functools.cache(file_utils.is_remote_path)
+    join = os.path.join
+
+    def local_join(path: Any, *paths: Any) -> Any:
+        if type(path) is str and not remote(path):
+            return join(path, *paths)
+        return original(path, *paths)
+
+    return local_join
+
+
 @contextlib.contextmanager
 def faster_traversal() -> Iterator[None]:
     """Within the block, this thread's Keras 3 ``saving_lib._load_state`` runs on the cached
@@ -180,7 +198,7 @@ def faster_traversal() -> Iterator[None]:
     with (
         patched(saving_lib, get_attr_skipset=skipsets, _walk_saveable=walk),
         patched(naming, to_snake_case=functools.cache(naming.to_snake_case)),
-        patched(file_utils, join=functools.cache(file_utils.join)),
+        patched(file_utils, join=_local_join(file_utils)),
     ):
         yield
 
