@@ -19,3 +19,21 @@ def tensorflow_read_into(monkeypatch: Any) -> list[int]:
 
     monkeypatch.setattr(assign._TensorMemory, "__init__", spy)
     return addresses
+
+
+def taken_ahead(monkeypatch: Any) -> list[tuple[int, ...]]:
+    """For the rest of the test: the shape of every value a first load takes from what it
+    read ahead (``prefetch.ReadAhead``), in order."""
+    from weightio.keras.prefetch import ReadAhead
+
+    taken: list[tuple[int, ...]] = []
+    take = ReadAhead.take
+
+    def spy(self: Any, lazy: Any, dtype: Any) -> Any:
+        array = take(self, lazy, dtype)
+        if array is not None:
+            taken.append(array.shape)
+        return array
+
+    monkeypatch.setattr(ReadAhead, "take", spy)
+    return taken

@@ -25,7 +25,7 @@ import pytest
 import tf_keras  # the test extra installs it: a missing tf-keras fails here, loudly
 
 import weightio.keras as wk
-from keras_spies import tensorflow_read_into
+from keras_spies import taken_ahead, tensorflow_read_into
 from fixtures import recompress_and_corrupt
 from weightio.keras import tf_keras as tf_keras_loader
 
@@ -475,8 +475,8 @@ def test_replay_reads_large_values_into_the_variables_tensors(tmp_path: Path, fm
 @pytest.mark.parametrize("fmt", ["legacy_h5", "full_model_h5"])
 def test_first_topological_loads_read_large_values_into_the_variables_tensors(tmp_path: Path, fmt: str, monkeypatch) -> None:
     """With weightio's TensorFlow ops, a first legacy load (tf-keras's own loader runs) reads
-    the large values into new tensors too, which the variables take over; a file with a
-    chunk that cannot be decompressed raises and changes nothing."""
+    the large values into new tensors too, while the loader runs, which the variables take
+    over; a file with a chunk that cannot be decompressed raises and changes nothing."""
     import weightio
     from weightio.keras import tf_ops
 
@@ -486,10 +486,12 @@ def test_first_topological_loads_read_large_values_into_the_variables_tensors(tm
 
     good, bad, ref, mine = _wide_case(tmp_path, fmt)
     read_into = tensorflow_read_into(monkeypatch)
+    taken = taken_ahead(monkeypatch)
     ref.load_weights(str(good))
     wk.load_weights(mine, good)  # a first load
     assert state(mine) == state(ref)
     assert np.from_dlpack(mine.get_layer("big").kernel.read_value()).ctypes.data in read_into
+    assert taken == [(4, 4096)]  # read while tf-keras's loader ran
     before = state(mine)
     wk.forget_plans(mine)
     with pytest.raises(weightio.Error):
@@ -502,19 +504,9 @@ def test_first_v3_loads_read_large_values_ahead(tmp_path: Path, monkeypatch) -> 
     into a tensor the variable takes over; a file whose large value cannot be decompressed
     raises and changes nothing."""
     import weightio
-    from weightio.keras.prefetch import ReadAhead
 
     good, bad, ref, mine = _wide_case(tmp_path, "weights_h5")
-    taken: list[tuple[int, ...]] = []
-    take = ReadAhead.take
-
-    def spy(self: Any, lazy: Any, dtype: Any) -> Any:
-        array = take(self, lazy, dtype)
-        if array is not None:
-            taken.append(array.shape)
-        return array
-
-    monkeypatch.setattr(ReadAhead, "take", spy)
+    taken = taken_ahead(monkeypatch)
     ref.load_weights(str(good))
     wk.load_weights(mine, good)
     assert state(mine) == state(ref)

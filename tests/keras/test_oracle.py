@@ -36,7 +36,7 @@ from keras.src.legacy.saving import legacy_h5_format
 from keras.src.saving import saving_api, saving_lib
 
 import models
-from keras_spies import tensorflow_read_into
+from keras_spies import taken_ahead, tensorflow_read_into
 from fixtures import recompress_and_corrupt
 import weightio
 import weightio.keras as wk
@@ -811,23 +811,6 @@ def test_all_or_nothing_when_a_chunk_is_corrupt(tmp_path: Path, fmt: str) -> Non
     assert snapshot(mine) == before
 
 
-def _taken_ahead(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
-    """The shapes of the values first loads take from what was read ahead, as they take them."""
-    from weightio.keras.prefetch import ReadAhead
-
-    taken: list[tuple[int, ...]] = []
-    take = ReadAhead.take
-
-    def spy(self: Any, lazy: Any, dtype: Any) -> Any:
-        array = take(self, lazy, dtype)
-        if array is not None:
-            taken.append(array.shape)
-        return array
-
-    monkeypatch.setattr(ReadAhead, "take", spy)
-    return taken
-
-
 @pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5", "sharded_json"])
 def test_first_loads_read_large_values_ahead(tmp_path: Path, fmt: str, monkeypatch) -> None:
     """A first load reads its large values (64 KiB and up) while Keras's traversal runs,
@@ -835,7 +818,7 @@ def test_first_loads_read_large_values_ahead(tmp_path: Path, fmt: str, monkeypat
     nothing is read ahead (large values go straight into the Parameters at the end)."""
     spec = [("a", 5, True), ("big", 4096, True), ("c", 2, True)]  # big's kernel: 80 KiB
     path = save(_mlp(spec), fmt, tmp_path / fmt)
-    taken = _taken_ahead(monkeypatch)
+    taken = taken_ahead(monkeypatch)
     oracle(lambda: _mlp(spec, name="other"), path)
     assert taken == ([] if BACKEND == "torch" else [(5, 4096)])
 
@@ -852,7 +835,7 @@ def test_first_loads_read_other_dtypes_at_the_end(tmp_path: Path, fmt: str, monk
         stack += [layers.Dense(units, name=name, dtype="float16") for name, units, _ in spec]
         return models.randomize(keras.Sequential(stack, name="half"), seed=5)
 
-    taken = _taken_ahead(monkeypatch)
+    taken = taken_ahead(monkeypatch)
     _, mine, _, _ = oracle(half, path)
     assert taken == []
     assert mine.layers[1].kernel.dtype == "float16"
@@ -865,7 +848,7 @@ def test_a_first_load_whose_large_value_cannot_be_read_ahead(tmp_path: Path, fmt
     spec = [("a", 5, True), ("big", 4096, True), ("c", 2, True)]
     path = save(_mlp(spec), fmt, tmp_path / fmt)
     recompress_and_corrupt(path, (5, 4096))
-    taken = _taken_ahead(monkeypatch)
+    taken = taken_ahead(monkeypatch)
     mine = _mlp(spec)
     before = snapshot(mine)
     out = weightio_load(mine, path)

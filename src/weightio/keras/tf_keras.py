@@ -1,11 +1,12 @@
-"""Weights into tf-keras (Keras 2) models through tf-keras's own loaders over natively
-prefetched arrays, all-or-nothing.
+"""Weights into tf-keras (Keras 2) models through tf-keras's own loaders over values read
+natively, all-or-nothing.
 
 Legacy HDF5 (``load``): tf-keras's ``hdf5_format`` loaders (so its conversions of old
 layouts, ``preprocess_weights_for_loading``, apply unchanged) gather every (variable, value)
 pair and set them with one ``backend.batch_set_value``; weightio records that call, checks
 every shape first (a mismatch raises TensorFlow's own error before anything is assigned),
-then performs it.
+then performs it. Eager loads hand the loader unread values (``LazyArray``: read when a
+conversion asks for them, else all at once at the end, the large ones read ahead meanwhile).
 
 tf-keras's v3 format, ``.weights.h5`` and ``.keras`` (``load_v3``): tf-keras's own
 ``saving_lib`` traversal, with ``tf.Variable.assign`` recorded and performed at the end.
@@ -41,8 +42,6 @@ def load(
     and what the load did. (tf-keras converts old layouts itself: ``convert_legacy`` does
     not apply.)"""
     import tensorflow as tf
-    from tf_keras.src import backend
-    from tf_keras.src.saving.legacy import hdf5_format
 
     if skip_mismatch and not by_name:
         raise ValueError(
@@ -73,18 +72,39 @@ def load(
                 layer.finalize_state()
             details = report.Details(model, report.compact(replayed, {}), entries)
             return len({id(v) for v, _ in replayed}), details
-    into_tensors = None if meter is not None or not tf.executing_eagerly() else _prefetch_into_tensors(file, threads)
-    if into_tensors is not None:
-        prefetched, read_tensors = into_tensors
-    else:
-        (prefetched,) = prefetch_all({"": file}, threads, meter).values()
-        read_tensors = {}
+    # Eager, without a progress meter: tf-keras's loader is handed unread values (shape and
+    # dtype known), read when a conversion of an old layout asks for them, else at the end,
+    # all at once; the large ones are read meanwhile (reading_ahead). Otherwise everything
+    # is read first.
+    lazy = meter is None and tf.executing_eagerly()
+    source: Prefetched | Deferred
+    source = Deferred(file, threads) if lazy else next(iter(prefetch_all({"": file}, threads, meter).values()))
+    with reading_ahead([source] if lazy else [], threads, tensorflow_allocator()):  # until the end of the read
+        return _load_with(model, file, group, flat, source, by_name, skip_mismatch, tried_replay)
+
+
+def _load_with(
+    model: Any,
+    file: File,
+    group: Any,
+    flat: list[Any],
+    source: Prefetched | Deferred,
+    by_name: bool,
+    skip_mismatch: bool,
+    tried_replay: bool,
+) -> tuple[int, report.Details]:
+    """``load`` once the values are at hand (``source``): tf-keras's loader, recorded, then
+    every value assigned."""
+    import tensorflow as tf
+    from tf_keras.src import backend
+    from tf_keras.src.saving.legacy import hdf5_format
+
     converted: list[tuple[Any, list[Any]]] = []  # by_name + skip_mismatch: what each layer got
 
     def load_subset(g: Group) -> list[Any]:
         names = hdf5_format.load_attributes_from_hdf5_group(g, "weight_names")
         # tf-keras follows any link here (it has no Keras 3 safety rules).
-        return [_lookup(prefetched, g, name) for name in names]
+        return [_lookup(source, g, name, lazy_ok=True) for name in names]
 
     replacements: dict[str, Any] = {"load_subset_weights_from_hdf5_group": load_subset}
     if by_name and skip_mismatch:
@@ -106,7 +126,7 @@ def load(
     recorded: list[tuple[Any, Any]] = []
     original = backend.batch_set_value
     # (Eager: a plan that did not hold above does not hold over the same file's arrays.)
-    found = None if by_name or tried_replay else _legacy_replay(model, file, group, flat, prefetched.arrays)
+    found = None if by_name or tried_replay else _legacy_replay(model, file, group, flat, _values(source))
     replayed = None if found is None else found[0]
     if replayed is not None:
         recorded = replayed
@@ -117,24 +137,16 @@ def load(
             else:
                 hdf5_format.load_weights_from_hdf5_group(group, model)
         if not by_name:
-            _legacy_remember(model, file, group, prefetched, recorded)
+            _legacy_remember(model, file, group, source, recorded)
         flat = list(model._flatten_layers())  # tf-keras's own loader ran: walk again
-    converted_values = []
-    numpy_dtypes: dict[Any, Any] = {}
-    for variable, value in recorded:
-        # (a replayed plan checked every shape already)
-        if replayed is None and tuple(variable.shape) != np.shape(value):
-            variable.assign(value)  # raises TensorFlow's shape error; nothing assigned yet
-        dtype = variable.dtype
-        numpy_dtype = numpy_dtypes.get(dtype)
-        if numpy_dtype is None:
-            numpy_dtype = numpy_dtypes[dtype] = dtype.as_numpy_dtype
-        converted_values.append((variable, np.asarray(value, dtype=numpy_dtype)))
+    if replayed is None:
+        for variable, value in recorded:
+            if tuple(variable.shape) != tuple(np.shape(value)):
+                variable.assign(value)  # raises TensorFlow's shape error; nothing assigned yet
     if tf.executing_eagerly():
-        rest, destinations, adopting = _adoptions(converted_values, read_tensors)
-        assign_tensorflow_pairs(rest)
-        if adopting:
-            destinations.written(adopting)
+        # Unread values read now, all at once, into their variables' dtypes; large ones
+        # into tensors the variables take over (as replays do).
+        read_and_assign_tensorflow(recorded)
     else:
         original(recorded)
     # tf-keras derives layer state (Normalization...) after its batch_set_value, for every
@@ -142,66 +154,13 @@ def load(
     for layer in flat:
         layer.finalize_state()
     skipped = _by_name_skips(group, model, converted) if by_name else []
-    details = report.Details(model, report.compact(recorded, prefetched.origin_map()), prefetched.entries(), skipped)
+    details = report.Details(model, report.compact(recorded, source.origin_map()), source.entries(), skipped)
     return len({id(v) for v, _ in recorded}), details
 
 
-def _prefetch_into_tensors(file: File, threads: int | None) -> tuple[Prefetched, dict[int, Any]] | None:
-    """A first topological load's read, with weightio's TensorFlow ops: every dataset read at
-    once, as ``prefetch_all`` does, but each large one (64 KiB and up, of a numeric type) into
-    a new TensorFlow tensor (one ``WeightioEmpty`` call), which its variable can then take
-    over without a copy (``_adoptions``). Arrays numpy allocates afresh for each load are
-    returned to the system between loads, and every first load paid page faults on all of
-    them (ResNet50: the read took 8.5 ms and 23-37 ms alternately); TensorFlow's allocator
-    keeps its memory. Returns the arrays and {id(array): tensor}; None without the ops, or
-    if anything here fails (the caller then reads as before; nothing is assigned yet)."""
-    import tensorflow as tf
-
-    from .assign import read_in_place, tensor_arrays
-    from .prefetch import read_lazy
-    from .tf_ops import ops as tf_ops
-
-    ops = tf_ops()
-    if ops is None:
-        return None
-    try:
-        deferred = Deferred(file, threads)
-        paths = list(deferred.index)
-        lazies = [deferred.index[path] for path in paths]
-        large = [i for i, lazy in enumerate(lazies) if read_in_place(lazy.shape, lazy.dtype) and lazy.dtype.isnative]
-        outs: list[Any] = [None] * len(lazies)
-        tensors: dict[int, Any] = {}
-        if large:
-            requests = [(lazies[i].shape, lazies[i].dtype, tf.as_dtype(lazies[i].dtype).as_datatype_enum) for i in large]
-            for i, (view, tensor) in zip(large, tensor_arrays(ops, requests)):
-                outs[i] = view
-                tensors[id(view)] = tensor
-        read_lazy(lazies, [None] * len(lazies), outs=outs)
-    except Exception:  # noqa: BLE001 - read as before (which reports any problem of the file)
-        return None
-    arrays = {path: lazy._array for path, lazy in zip(paths, lazies)}
-    return Prefetched(file, threads, arrays=arrays, all_paths=deferred.all_paths), tensors
-
-
-def _adoptions(pairs: list[tuple[Any, Any]], tensors: dict[int, Any]) -> tuple[list[tuple[Any, Any]], Any, list[Any]]:
-    """Splits validated (variable, value) pairs into those to assign and the variables that
-    take over the tensors their values were read into (by ``_prefetch_into_tensors``), held
-    by the returned ``TensorFlowDestinations``: a value read into such a tensor, of its
-    variable's dtype and shape, for a plain CPU variable, each tensor and each variable once."""
-    if not tensors or len({id(variable) for variable, _ in pairs}) != len(pairs):
-        return pairs, None, []
-    from .assign import TensorFlowDestinations, _itself
-
-    destinations = TensorFlowDestinations(_itself)
-    rest, adopting = [], []
-    for variable, value in pairs:
-        tensor = tensors.pop(id(value), None)
-        if tensor is not None and destinations._resource(variable, value.shape, value.dtype) is not None:
-            destinations.tensors[id(variable)] = tensor
-            adopting.append(variable)
-        else:
-            rest.append((variable, value))
-    return rest, destinations, adopting
+def _values(source: Prefetched | Deferred) -> dict[str, Any]:
+    """The values of ``source`` by dataset path: arrays, or ``LazyArray``s."""
+    return source.arrays if isinstance(source, Prefetched) else source.index
 
 
 # -- the topological plan (as for Keras 3 in legacy.py) -------------------------------------
@@ -226,10 +185,10 @@ _LEGACY_PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary
 
 
 def _legacy_remember(
-    model: Any, file: File, group: Any, prefetched: Prefetched, recorded: list[tuple[Any, Any]]
+    model: Any, file: File, group: Any, source: Prefetched | Deferred, recorded: list[tuple[Any, Any]]
 ) -> None:
     _LEGACY_PLANS.pop(model, None)
-    paths = {id(array): path for path, array in prefetched.arrays.items()}
+    paths = {id(value): path for path, value in _values(source).items()}
     steps = []
     for variable, value in recorded:
         path = paths.get(id(value))
