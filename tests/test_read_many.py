@@ -438,3 +438,33 @@ def test_read_ahead_keeps_its_file_open(tmp_path):
         dropped = _read_ahead(f, names, [np.empty(300_000, "<f4") for _ in names], 2)
         f.close()
         del dropped
+
+
+def test_reading_ahead_only_what_the_file_can_hold(tmp_path):
+    """weightio.keras reads ahead into arrays allocated before any dataset is checked: not
+    for a file declaring more than twice its size (here a 4 MB dataset never written); the
+    load then reads the ordinary way, which checks before it allocates."""
+    from weightio.keras.prefetch import Deferred, aligned_arrays, reading_ahead
+
+    path = tmp_path / "declared.h5"
+    with h5py.File(path, "w") as h:
+        h.create_dataset("written", data=np.arange(100_000, dtype="<f4"))
+        h.create_dataset("unwritten", shape=(1_000_000,), dtype="<f4")
+    requests: list = []
+
+    def allocate(wanted):
+        requests.extend(wanted)
+        return aligned_arrays(wanted)
+
+    with weightio.File(path) as f:
+        deferred = Deferred(f, 2)
+        with reading_ahead([deferred], 2, allocate):
+            assert deferred.source.ahead is None
+        del deferred.index["/unwritten"]
+        with reading_ahead([deferred], 2, allocate):
+            assert deferred.source.ahead is not None
+            lazy = deferred.index["/written"]
+            array = deferred.source.ahead.take(lazy, np.dtype("<f4"))
+        assert deferred.source.ahead is None
+    assert requests == [((100_000,), np.dtype("<f4"))]
+    assert (array == np.arange(100_000)).all()

@@ -314,6 +314,7 @@ def _read_metered(values: list[LazyArray], dtypes: list[Any], by_source: dict[in
 # reading threads are native: a Python thread would wait for the GIL (up to its 5 ms switch
 # interval) after every call while the traversal holds it.
 _AHEAD_MIN_BYTES = 1 << 16
+_AHEAD_MAX_EXPANSION = 2  # at most this many times the file's size is read ahead
 
 
 class ReadAhead:
@@ -370,7 +371,8 @@ def reading_ahead(deferreds: list[Deferred], threads: int | None, allocate: Any)
     numeric types) are read into arrays from ``allocate([(shape, dtype), ...])`` by one native
     thread fewer than the load's; they are there for ``read_lazy``'s caller to ``take``. Not
     when ``allocate`` is None, the load has one thread, or they would take more than a
-    quarter of the machine's memory; if anything fails here, the load reads as before. At the
+    quarter of the machine's memory or twice the file's size; if anything fails here, the
+    load reads as before. At the
     end of the block the reading stops and what was not taken is dropped."""
     workers = threads or os.cpu_count() or 1
     if workers > 1 and allocate is not None:
@@ -381,8 +383,12 @@ def reading_ahead(deferreds: list[Deferred], threads: int | None, allocate: Any)
                 for lazy in deferred.index.values()
                 if lazy.dtype.kind in "fiub" and lazy.dtype.isnative and lazy.size * lazy.dtype.itemsize >= _AHEAD_MIN_BYTES
             ]
-            budget -= sum(lazy.size * lazy.dtype.itemsize for lazy in large)
-            if large and budget >= 0:
+            total = sum(lazy.size * lazy.dtype.itemsize for lazy in large)
+            budget -= total
+            # The arrays are allocated before the datasets are checked (the reading does
+            # that): a file declaring far more than it holds is read the ordinary way, which
+            # checks each dataset before allocating. (Weights hardly compress.)
+            if large and budget >= 0 and total <= _AHEAD_MAX_EXPANSION * len(deferred.file._mapping):
                 try:
                     deferred.source.ahead = ReadAhead(large, workers - 1, allocate)
                 except Exception:  # noqa: BLE001 - read at the end, as without
