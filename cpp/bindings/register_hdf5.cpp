@@ -95,6 +95,19 @@ py::tuple link_tuple(const hdf5::Link& l) {
 using io::default_threads;
 using io::parallel_for;
 
+// `out` as the array a whole dataset of `elements` elements is read into: a writeable
+// C-contiguous numpy array of that many elements (its dtype is the target type).
+py::array whole_output(const py::object& out, uint64_t elements) {
+  if (!py::isinstance<py::array>(out)) throw std::invalid_argument("out must be a numpy array");
+  py::array given = py::reinterpret_borrow<py::array>(out);
+  if (!(given.flags() & py::array::c_style) || !given.writeable())
+    throw std::invalid_argument("out must be a writeable C-contiguous array");
+  if (static_cast<uint64_t>(given.size()) != elements)
+    throw std::invalid_argument("out has " + std::to_string(given.size()) + " elements, the dataset " +
+                                std::to_string(elements));
+  return given;
+}
+
 // Storage size, or 0 when the chunk index cannot be read (the read reports that).
 uint64_t problem_free_storage_size(const hdf5::Dataset& ds) {
   try {
@@ -344,15 +357,7 @@ class H5File {
         }
         const bool has_out = outs && !outs[i].is_none();
         py::array given;  // (a default py::array is an empty array, not a null handle)
-        if (has_out) {
-          if (!py::isinstance<py::array>(outs[i])) throw std::invalid_argument("out must be a numpy array");
-          given = py::reinterpret_borrow<py::array>(outs[i]);
-          if (!(given.flags() & py::array::c_style) || !given.writeable())
-            throw std::invalid_argument("out must be a writeable C-contiguous array");
-          if (static_cast<uint64_t>(given.size()) != j.ds->num_elements())
-            throw std::invalid_argument("out has " + std::to_string(given.size()) + " elements, the dataset " +
-                                        std::to_string(j.ds->num_elements()));
-        }
+        if (has_out) given = whole_output(outs[i], j.ds->num_elements());
         j.dtype = has_out              ? given.dtype()
                   : has_dtype          ? py::dtype::from_args(dtypes[i])
                   : j.reinterpret      ? bindings::dtype_of(j.from)
@@ -510,16 +515,10 @@ class ReadAhead {
     if (outs.size() != items_.size()) throw std::invalid_argument("length mismatch");
     for (size_t i = 0; i < items_.size(); ++i) {
       Item& item = items_[i];
-      if (!py::isinstance<py::array>(outs[i])) throw std::invalid_argument("out must be a numpy array");
-      py::array out = py::reinterpret_borrow<py::array>(outs[i]);
-      outs_.push_back(out);
       item.ds = &file.file().dataset(addresses[i]);
       item.ds->check_readable();
-      if (!(out.flags() & py::array::c_style) || !out.writeable())
-        throw std::invalid_argument("out must be a writeable C-contiguous array");
-      if (static_cast<uint64_t>(out.size()) != item.ds->num_elements())
-        throw std::invalid_argument("out has " + std::to_string(out.size()) + " elements, the dataset " +
-                                    std::to_string(item.ds->num_elements()));
+      py::array out = whole_output(outs[i], item.ds->num_elements());
+      outs_.push_back(out);
       item.to = bindings::element_type_of(out.dtype());
       if (!convert::can_convert(item.ds->stored_type(), item.to))
         throw Error("cannot convert " + item.ds->stored_type().typestr() + " to " + item.to.typestr());

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import FormatError, UnsupportedFeatureError
 from ..file import Dataset, File, Group, _dtype, _gc_paused
+from .assign import read_in_place
 from .progress import Meter, batches
 from .safe import BOMB_FLOOR_BYTES, MAX_EXPANSION, safe_dataset
 
@@ -309,11 +310,11 @@ def _read_metered(values: list[LazyArray], dtypes: list[Any], by_source: dict[in
 # A first load runs Keras's traversal in Python on one core for as long as the read at its
 # end takes, or longer (ResNet50: ~20 ms, and ~8 ms to read 100 MB with both cores). Its
 # large datasets are read meanwhile on the other cores; the read at the end (``take``) then
-# finds them read. Only datasets of 64 KiB and more: a few allocations for most of the bytes
-# (a model's thousands of small values are read at the end, in one call, as before). The
-# reading threads are native: a Python thread would wait for the GIL (up to its 5 ms switch
-# interval) after every call while the traversal holds it.
-_AHEAD_MIN_BYTES = 1 << 16
+# finds them read. Only the values large enough to be read in place (``assign.read_in_place``:
+# 64 KiB and up): a few allocations for most of the bytes (a model's thousands of small values
+# are read at the end, in one call, as before). The reading threads are native: a Python
+# thread would wait for the GIL (up to its 5 ms switch interval) after every call while the
+# traversal holds it.
 _AHEAD_MAX_EXPANSION = 2  # at most this many times the file's size is read ahead
 
 
@@ -367,22 +368,17 @@ def aligned_arrays(requests: list[tuple[tuple[int, ...], np.dtype]]) -> list[np.
 
 @contextlib.contextmanager
 def reading_ahead(deferreds: list[Deferred], threads: int | None, allocate: Any) -> Iterator[None]:
-    """Within the block, each file's large datasets (``_AHEAD_MIN_BYTES`` and up, of numpy's
-    numeric types) are read into arrays from ``allocate([(shape, dtype), ...])`` by one native
-    thread fewer than the load's; they are there for ``read_lazy``'s caller to ``take``. Not
-    when ``allocate`` is None, the load has one thread, or they would take more than a
-    quarter of the machine's memory or twice the file's size; if anything fails here, the
-    load reads as before. At the
-    end of the block the reading stops and what was not taken is dropped."""
+    """Within the block, each file's large datasets (``read_in_place``, in native byte order)
+    are read into arrays from ``allocate([(shape, dtype), ...])`` by one native thread fewer
+    than the load's; they are there for ``read_lazy``'s caller to ``take``. Not when
+    ``allocate`` is None, the load has one thread, or they would take more than a quarter of
+    the machine's memory or twice the file's size; if anything fails here, the load reads as
+    before. At the end of the block the reading stops and what was not taken is dropped."""
     workers = threads or os.cpu_count() or 1
     if workers > 1 and allocate is not None:
         budget = _memory_bytes() // 4
         for deferred in deferreds:
-            large = [
-                lazy
-                for lazy in deferred.index.values()
-                if lazy.dtype.kind in "fiub" and lazy.dtype.isnative and lazy.size * lazy.dtype.itemsize >= _AHEAD_MIN_BYTES
-            ]
+            large = [lazy for lazy in deferred.index.values() if read_in_place(lazy.shape, lazy.dtype) and lazy.dtype.isnative]
             total = sum(lazy.size * lazy.dtype.itemsize for lazy in large)
             budget -= total
             # The arrays are allocated before the datasets are checked (the reading does

@@ -256,7 +256,7 @@ def _lookup(source: Prefetched | Deferred, group: Group, name: str, lazy_ok: boo
     """The value of ``group/name``: read already (``Prefetched``), or (``Deferred``) a
     ``LazyArray`` where ``lazy_ok``, else read now; datasets neither holds are read one by one."""
     path = f"{group.name.rstrip('/')}/{name}"
-    value = (source.arrays if isinstance(source, Prefetched) else source.index).get(path)
+    value = _values(source).get(path)
     if value is None:
         value = np.asarray(group[name])
         source.origins[id(value)] = (path,)
@@ -357,8 +357,7 @@ def load_v3(
             store.lazy_ok = False
             new_plan = None
             if not skip_mismatch:
-                shapes = source.arrays if isinstance(source, Prefetched) else source.index
-                new_plan = _Plan(_signature(model), steps, remembered=remember(notes, {"": file}, {"": shapes}, None))
+                new_plan = _Plan(_signature(model), steps, remembered=remember(notes, {"": file}, {"": _values(source)}, None))
             if lazy:
                 try:
                     read_and_assign_tensorflow(recorded, meter)
