@@ -37,3 +37,19 @@ def taken_ahead(monkeypatch: Any) -> list[tuple[int, ...]]:
 
     monkeypatch.setattr(ReadAhead, "take", spy)
     return taken
+
+
+def read_ahead(monkeypatch: Any) -> list[Any]:
+    """For the rest of the test: the keys (dataset addresses, checkpoint keys) of every value a
+    first load starts reading ahead (``prefetch.ReadAhead``), in order."""
+    from weightio.keras.prefetch import ReadAhead
+
+    keys: list[Any] = []
+    init = ReadAhead.__init__
+
+    def spy(self: Any, requests: Any, start: Any, allocate: Any) -> None:
+        init(self, requests, start, allocate)
+        keys.extend(key for key, _, _ in requests)
+
+    monkeypatch.setattr(ReadAhead, "__init__", spy)
+    return keys

@@ -464,7 +464,7 @@ def test_reading_ahead_only_what_the_file_can_hold(tmp_path):
         with reading_ahead([deferred], 2, allocate):
             assert deferred.source.ahead is not None
             lazy = deferred.index["/written"]
-            array = deferred.source.ahead.take(lazy, np.dtype("<f4"))
+            array = deferred.source.ahead.take(lazy.address, np.dtype("<f4"))
         assert deferred.source.ahead is None
     assert requests == [((100_000,), np.dtype("<f4"))]
     assert (array == np.arange(100_000)).all()

@@ -486,6 +486,53 @@ def test_crafted_bundles_match_tf(tmp_path, variant):
         np.testing.assert_array_equal(value, np.asarray(theirs.get_tensor(name)).astype(np.float64), err_msg=name)
     if variant.get("big_endian"):  # swapped into new arrays, never viewed
         assert reader.get_tensor("a/kernel").flags.writeable
+    # Read ahead (weightio.keras's first restores) as stored and converted: the same values.
+    for dtypes in ([reader.dtype(n).read_dtype for n in names], [np.dtype(np.float64)] * len(names)):
+        outs = [np.full(reader.shape(n), 7, dtype) for n, dtype in zip(names, dtypes)]
+        assert reader._read_ahead(names, outs, 2).finish() == [True] * len(names)
+        for name, out, expected in zip(names, outs, reader.read_many(names, dtypes=dtypes)):
+            assert out.dtype == expected.dtype and out.tobytes() == expected.tobytes(), name
+
+
+def test_read_ahead_refuses_what_it_cannot_read(tmp_path):
+    prefix = fx.write_bundle(tmp_path / "ckpt", _crafted_values())
+    reader = wt.load_checkpoint(prefix)
+    kernel = "a/kernel"
+    read_only = np.zeros((7, 5), np.float32)
+    read_only.flags.writeable = False
+    strided = np.zeros((35, 2), np.float32)[:, 0]
+    for bad in (np.zeros(36, np.float32), read_only, strided, [0.0] * 35):
+        with pytest.raises(ValueError):
+            reader._read_ahead([kernel], [bad], 1)
+    with pytest.raises(ValueError):
+        reader._read_ahead([kernel, kernel], [np.zeros((7, 5), np.float32)], 1)
+    with pytest.raises(weightio.UnsupportedFeatureError):
+        reader._read_ahead(["e/strings"], [np.zeros(3, np.float32)], 1)
+    with pytest.raises(weightio.Error, match="cannot convert"):
+        reader._read_ahead(["d/cplx"], [np.zeros(3, np.float32)], 1)
+    with pytest.raises(weightio.NotFoundError):
+        reader._read_ahead(["nope"], [np.zeros(3, np.float32)], 1)
+
+
+def test_read_ahead_outlives_its_reader(tmp_path):
+    """The reading outlives ``close()`` and the reader itself (the job holds the bundle); a
+    job dropped unfinished stops after the tensors it is reading."""
+    values = {f"v{k}": np.random.default_rng(k).standard_normal(300_000).astype(np.float32) for k in range(6)}
+    prefix = fx.write_bundle(tmp_path / "ckpt", values, num_shards=2)
+    names = list(values)
+    for _ in range(20):
+        reader = wt.load_checkpoint(prefix)
+        outs = [np.empty(300_000, np.float32) for _ in names]
+        job = reader._read_ahead(names, outs, 2)
+        reader.close()
+        del reader
+        assert job.finish() == [True] * len(names)
+        for name, out in zip(names, outs):
+            np.testing.assert_array_equal(out, values[name])
+        reader = wt.load_checkpoint(prefix)
+        dropped = reader._read_ahead(names, [np.empty(300_000, np.float32) for _ in names], 2)
+        reader.close()
+        del dropped
 
 
 def test_empty_bundle_matches_tf(tmp_path):

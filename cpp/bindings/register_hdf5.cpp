@@ -6,16 +6,15 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <exception>
 #include <map>
 #include <memory>
-#include <thread>
 
 #include "bindings/element_types.h"
 #include "bindings/file_identity.h"
 #include "bindings/output_buffers.h"
+#include "bindings/read_ahead.h"
 #include "hdf5/file.h"
 #include "hdf5/tree_digest.h"
 #include "io/mapped_file.h"
@@ -94,19 +93,6 @@ py::tuple link_tuple(const hdf5::Link& l) {
 
 using io::default_threads;
 using io::parallel_for;
-
-// `out` as the array a whole dataset of `elements` elements is read into: a writeable
-// C-contiguous numpy array of that many elements (its dtype is the target type).
-py::array whole_output(const py::object& out, uint64_t elements) {
-  if (!py::isinstance<py::array>(out)) throw std::invalid_argument("out must be a numpy array");
-  py::array given = py::reinterpret_borrow<py::array>(out);
-  if (!(given.flags() & py::array::c_style) || !given.writeable())
-    throw std::invalid_argument("out must be a writeable C-contiguous array");
-  if (static_cast<uint64_t>(given.size()) != elements)
-    throw std::invalid_argument("out has " + std::to_string(given.size()) + " elements, the dataset " +
-                                std::to_string(elements));
-  return given;
-}
 
 // Storage size, or 0 when the chunk index cannot be read (the read reports that).
 uint64_t problem_free_storage_size(const hdf5::Dataset& ds) {
@@ -357,7 +343,7 @@ class H5File {
         }
         const bool has_out = outs && !outs[i].is_none();
         py::array given;  // (a default py::array is an empty array, not a null handle)
-        if (has_out) given = whole_output(outs[i], j.ds->num_elements());
+        if (has_out) given = bindings::whole_output(outs[i], j.ds->num_elements());
         j.dtype = has_out              ? given.dtype()
                   : has_dtype          ? py::dtype::from_args(dtypes[i])
                   : j.reinterpret      ? bindings::dtype_of(j.from)
@@ -500,85 +486,35 @@ class H5File {
   std::unique_ptr<hdf5::File> file_;
 };
 
-// Whole datasets read into given arrays by threads of its own while the caller goes on
-// (weightio.keras's first loads read their large values while Keras's traversal runs in
-// Python). The threads never take the GIL. `finish()` reads what has not been begun in the
-// calling thread too, waits for the rest and says which datasets were read; a dataset whose
-// read failed is left for the caller to read again (and to report). The object keeps the
-// file and the arrays alive until it is gone; dropping it unfinished stops the threads
-// after the datasets they are reading.
-class ReadAhead {
- public:
-  ReadAhead(const H5File& file, py::object owner, const std::vector<uint64_t>& addresses,
-            const std::vector<py::object>& outs, unsigned threads)
-      : owner_(std::move(owner)), items_(addresses.size()), read_(addresses.size(), 0) {
-    if (outs.size() != items_.size()) throw std::invalid_argument("length mismatch");
-    for (size_t i = 0; i < items_.size(); ++i) {
-      Item& item = items_[i];
-      item.ds = &file.file().dataset(addresses[i]);
-      item.ds->check_readable();
-      py::array out = whole_output(outs[i], item.ds->num_elements());
-      outs_.push_back(out);
-      item.to = bindings::element_type_of(out.dtype());
-      if (!convert::can_convert(item.ds->stored_type(), item.to))
-        throw Error("cannot convert " + item.ds->stored_type().typestr() + " to " + item.to.typestr());
-      item.out = static_cast<uint8_t*>(out.mutable_data());
-    }
-    threads = std::max(1u, static_cast<unsigned>(std::min<size_t>(threads, items_.size())));
-    try {
-      for (unsigned t = 0; t < threads; ++t) workers_.emplace_back([this] { work(); });
-    } catch (...) {  // no thread: the ones started stop, and the caller reads it all itself
-      next_.store(items_.size());
-      join();
-      throw;
-    }
-  }
-  ReadAhead(const ReadAhead&) = delete;
-  ReadAhead& operator=(const ReadAhead&) = delete;
-  ~ReadAhead() {
-    next_.store(items_.size());  // nothing more is begun
-    join();
-  }
-
-  py::list finish() {
-    {
-      py::gil_scoped_release release;
-      work();
-      join();
-    }
-    py::list out;
-    for (uint8_t r : read_) out.append(py::bool_(r != 0));
-    return out;
-  }
-
- private:
+// The ReadAhead of whole datasets (see bindings/read_ahead.h): each checked and its output
+// validated here, with the GIL; the threads then only read.
+std::unique_ptr<bindings::ReadAhead> read_ahead(const H5File& file, py::object owner,
+                                                const std::vector<uint64_t>& addresses,
+                                                const std::vector<py::object>& outs, unsigned threads) {
+  if (outs.size() != addresses.size()) throw std::invalid_argument("length mismatch");
   struct Item {
     const hdf5::Dataset* ds = nullptr;
     uint8_t* out = nullptr;
     convert::ElementType to;
   };
-
-  void work() {
-    for (size_t i; (i = next_.fetch_add(1)) < items_.size();) {
-      try {
-        items_[i].ds->read_all(items_[i].out, items_[i].to);
-        read_[i] = 1;
-      } catch (...) {  // left for the caller's own read, which reports it
-      }
-    }
+  std::vector<Item> items(addresses.size());
+  std::vector<py::array> arrays;
+  for (size_t i = 0; i < items.size(); ++i) {
+    Item& item = items[i];
+    item.ds = &file.file().dataset(addresses[i]);
+    item.ds->check_readable();
+    py::array out = bindings::whole_output(outs[i], item.ds->num_elements());
+    arrays.push_back(out);
+    item.to = bindings::element_type_of(out.dtype());
+    if (!convert::can_convert(item.ds->stored_type(), item.to))
+      throw Error("cannot convert " + item.ds->stored_type().typestr() + " to " + item.to.typestr());
+    item.out = static_cast<uint8_t*>(out.mutable_data());
   }
-  void join() {
-    for (auto& w : workers_)
-      if (w.joinable()) w.join();
-  }
-
-  py::object owner_;  // the H5File, alive while the threads read it
-  std::vector<py::array> outs_;
-  std::vector<Item> items_;
-  std::vector<uint8_t> read_;  // written by one thread each, read after the joins
-  std::atomic<size_t> next_{0};
-  std::vector<std::thread> workers_;
-};
+  const size_t count = items.size();
+  return std::make_unique<bindings::ReadAhead>(
+      std::move(owner), std::move(arrays),
+      [items = std::move(items)](size_t i) { items[i].ds->read_all(items[i].out, items[i].to); }, count, threads);
+}
 
 }  // namespace
 
@@ -591,9 +527,7 @@ void register_hdf5(py::module_& m) {
       .def("__len__", [](const Mapping& mp) { return mp.map->size(); })
       .def_property_readonly("is_mapped", [](const Mapping& mp) { return mp.map->is_mapped(); });
 
-  py::class_<ReadAhead>(m, "ReadAhead", "Datasets being read into given arrays by threads of their own")
-      .def("finish", &ReadAhead::finish,
-           "Reads what is not begun in this thread too, waits for the rest; which datasets were read");
+  bindings::register_read_ahead(m);
 
   py::class_<H5File>(m, "H5File", "An HDF5 file parsed natively; objects are addressed by header address")
       .def(py::init<const std::string&>(), py::arg("path"))
@@ -684,7 +618,7 @@ void register_hdf5(py::module_& m) {
       .def("read_ahead", [](py::object self, const std::vector<uint64_t>& addresses, const std::vector<py::object>& outs,
                             unsigned threads) {
         const H5File& f = self.cast<const H5File&>();
-        return std::make_unique<ReadAhead>(f, self, addresses, outs, threads);
+        return read_ahead(f, self, addresses, outs, threads);
       }, py::arg("addresses"), py::arg("outs"), py::arg("threads"),
          "Starts reading whole datasets into `outs` (their stored types or conversions of them) with "
          "`threads` threads of its own; ReadAhead.finish() waits for them")

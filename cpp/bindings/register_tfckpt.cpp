@@ -17,6 +17,7 @@
 #include "bindings/element_types.h"
 #include "bindings/file_identity.h"
 #include "bindings/output_buffers.h"
+#include "bindings/read_ahead.h"
 #include "io/errors.h"
 #include "io/mapped_file.h"
 #include "io/parallel.h"
@@ -198,6 +199,50 @@ class TfBundle {
     return results;
   }
 
+  // Starts reading whole fixed-size tensors into `outs` (their stored types or conversions
+  // of them, no checksums verified) on `threads` threads of its own: see bindings/read_ahead.h.
+  // `self` is this bundle's Python object, kept alive by the job.
+  std::unique_ptr<bindings::ReadAhead> read_ahead(py::object self, const std::vector<std::string>& names,
+                                                  const std::vector<py::object>& outs, unsigned threads) const {
+    if (outs.size() != names.size()) throw std::invalid_argument("length mismatch");
+    struct Item {
+      std::string name;
+      uint8_t* out = nullptr;
+      convert::ElementType to;
+      bool raw = false;  // the stored type itself (copied as stored)
+    };
+    std::vector<Item> items(names.size());
+    std::vector<py::array> arrays;
+    for (size_t i = 0; i < names.size(); ++i) {
+      const tfckpt::BundleEntry& entry = reader_->entry(names[i]);
+      const tfckpt::DTypeInfo* info = tfckpt::dtype_info(entry.dtype);
+      if (info == nullptr || info->size == 0)
+        throw UnsupportedFeatureError(reader_->prefix() + ": tensor '" + names[i] + "' has dtype " +
+                                      tfckpt::dtype_enum_name(entry.dtype) + ", which read_ahead does not read");
+      {
+        py::gil_scoped_release release;
+        reader_->check_readable(names[i]);
+      }
+      py::array out = bindings::whole_output(outs[i], tfckpt::BundleReader::num_elements(entry));
+      arrays.push_back(out);
+      Item& item = items[i];
+      item.name = names[i];
+      item.to = bindings::element_type_of(out.dtype());
+      if (!convert::can_convert(info->element, item.to))
+        throw Error("cannot convert " + std::string(info->name) + " to " + item.to.typestr());
+      item.raw = item.to == info->element && item.to.is_native_order();
+      item.out = static_cast<uint8_t*>(out.mutable_data());
+    }
+    const tfckpt::BundleReader* reader = reader_.get();  // alive while `self` is
+    const size_t count = items.size();
+    return std::make_unique<bindings::ReadAhead>(
+        std::move(self), std::move(arrays),
+        [reader, items = std::move(items)](size_t i) {
+          reader->read(items[i].name, items[i].out, items[i].to, items[i].raw, /*verify=*/false);
+        },
+        count, threads);
+  }
+
   // Checks the CRC-32C of the named tensors (all when `names` is None), in parallel.
   void verify(py::object names, py::object threads) const {
     std::vector<std::string> list = names.is_none() ? reader_->names() : names.cast<std::vector<std::string>>();
@@ -294,6 +339,11 @@ void register_tfckpt(py::module_& m) {
       .def("read_strings", &TfBundle::read_strings, py::arg("name"), py::arg("verify") = false)
       .def("read_many", &TfBundle::read_many, py::arg("names"), py::arg("dtypes"), py::arg("raws"),
            py::arg("threads") = py::none(), py::arg("verify") = false, py::arg("outs") = py::none())
+      .def("read_ahead", [](py::object self, const std::vector<std::string>& names, const std::vector<py::object>& outs,
+                            unsigned threads) { return self.cast<const TfBundle&>().read_ahead(self, names, outs, threads); },
+           py::arg("names"), py::arg("outs"), py::arg("threads"),
+           "Starts reading whole tensors into `outs` (their stored types or conversions of them) with `threads` "
+           "threads of its own; ReadAhead.finish() waits for them")
       .def("verify", &TfBundle::verify, py::arg("names") = py::none(), py::arg("threads") = py::none())
       .def("object_graph", &TfBundle::object_graph);
 }

@@ -588,6 +588,13 @@ class CheckpointReader:
                 results[i] = arr
         return results
 
+    def _read_ahead(self, names: Sequence[str], outs: Sequence[np.ndarray], threads: int) -> Any:
+        """Starts reading whole fixed-size tensors into ``outs`` (C-contiguous, writeable, of
+        each tensor's size; converted to their dtypes) on ``threads`` native threads of their
+        own, without verifying checksums; the job's ``finish()`` reads what is not begun,
+        waits, and says which were read. (weightio.keras's first restores.)"""
+        return self._core.read_ahead([self._var(n).key for n in names], list(outs), threads)
+
     def load_all(self, threads: int | None = None, *, verify: bool | None = None) -> dict[str, Any]:
         """Every tensor, by name (``read_many`` of all keys)."""
         names = self.keys()

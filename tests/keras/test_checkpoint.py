@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 import checkpoint_models as cm
-from keras_spies import tensorflow_read_into
+from keras_spies import read_ahead, taken_ahead, tensorflow_read_into
 import weightio
 import weightio.keras as wk
 from weightio.keras import CheckpointLoadStatus, Format
@@ -207,10 +207,11 @@ def test_arguments_tf_keras_refuses(ckpts, kwargs: dict, error: type, message: s
     assert snapshot(model) == before
 
 
+@pytest.mark.parametrize("case", ["rnn", "sequential"])  # (sequential: a large value, read ahead)
 @pytest.mark.parametrize("damage", ["data_truncated", "index_truncated", "data_flipped"])
-def test_corrupt_checkpoint_raises_weightio_error(ckpts, tmp_path: Path, damage: str) -> None:
-    src = Path(ckpts["rnn"])
-    for f in src.parent.iterdir():
+def test_corrupt_checkpoint_raises_weightio_error(ckpts, tmp_path: Path, damage: str, case: str) -> None:
+    src = Path(ckpts[case])
+    for f in src.parent.glob(src.name + ".*"):
         shutil.copy(f, tmp_path / f.name)
     prefix = tmp_path / src.name
     data, index = Path(f"{prefix}.data-00000-of-00001"), Path(f"{prefix}.index")
@@ -218,7 +219,7 @@ def test_corrupt_checkpoint_raises_weightio_error(ckpts, tmp_path: Path, damage:
         data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
     elif damage == "index_truncated":
         index.write_bytes(index.read_bytes()[:-20])
-    model = fresh("rnn")
+    model = fresh(case)
     before = snapshot(model)
     if damage == "data_flipped":  # caught by the CRC check, when asked for
         raw = bytearray(data.read_bytes())
@@ -414,6 +415,31 @@ def test_large_values_are_read_into_tensors_the_variables_take_over(ckpts, monke
     wk.load_weights(mine, ckpts["sequential"])
     assert _tk_values(mine) == _tk_values(theirs)
     assert np.from_dlpack(mine.get_layer("wide").kernel.read_value()).ctypes.data in read_into
+
+
+WIDE_KERNEL = "layer_with_weights-2/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def test_first_restores_read_large_values_ahead(ckpts, monkeypatch) -> None:
+    """While a first restore matches the graph, the large weights (the 144x128 kernel, not
+    its 64 KiB Adam slots: training state is never restored) are read on other threads, and
+    the read at the end takes them; on torch none (they are read into the Parameters).
+    Remembered matches read nothing ahead."""
+    started, taken = read_ahead(monkeypatch), taken_ahead(monkeypatch)
+    model = fresh("sequential")
+    wk.load_weights(model, ckpts["sequential"], threads=2)
+    assert_like_reference(model, reference(ckpts, "sequential"))
+    expected = [] if BACKEND == "torch" else [WIDE_KERNEL]
+    assert started == expected and len(taken) == len(expected)
+    assert all(shape == (144, 128) for shape in taken)
+    wk.load_weights(model, ckpts["sequential"], threads=1)  # one thread: none
+    assert len(started) == len(expected)
+    if BACKEND == "tensorflow":
+        theirs, mine = _tk_model("sequential"), _tk_model("sequential")
+        theirs.load_weights(ckpts["sequential"]).expect_partial()
+        wk.load_weights(mine, ckpts["sequential"], threads=2)
+        assert _tk_values(mine) == _tk_values(theirs)
+        assert started == expected * 2 and taken == [(144, 128)] * 2
 
 
 @tf_keras_only

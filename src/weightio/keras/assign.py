@@ -580,7 +580,7 @@ def _taken_ahead(pairs: list[tuple[Any, Any]], pending: list[int], dtype_of: Any
         variable, value = pairs[i]
         ahead = value.source.ahead
         if ahead is not None and value._array is None:
-            array = ahead.take(value, dtype_of(variable))
+            array = ahead.take(value.address, dtype_of(variable))
             if array is not None:
                 value._array = array
                 taken.add(id(array))

@@ -42,9 +42,11 @@ from typing import Any
 import numpy as np
 
 from .. import tf as wtf
+from ..errors import UnsupportedFeatureError
 from ..file import _gc_paused
-from .assign import usable_destinations
+from .assign import read_in_place, usable_destinations
 from .formats import Format
+from .prefetch import ReadAhead, ahead_budget, ahead_threads, read_ahead_within
 from .report import CheckpointLoadStatus, Listed
 from . import tree_check
 
@@ -184,6 +186,11 @@ class _Keras3(_Family):
 
         return signature(model)
 
+    def ahead_allocator(self) -> Any:
+        from .assign import ahead_allocator
+
+        return ahead_allocator()
+
     def destinations(self) -> Any:
         from .assign import _assigner
 
@@ -252,6 +259,11 @@ class _TfKeras(_Family):
         from .tf_keras import _signature
 
         return _signature(model)
+
+    def ahead_allocator(self) -> Any:
+        from .assign import tensorflow_allocator
+
+        return tensorflow_allocator() if self.tf.executing_eagerly() else None
 
     def destinations(self) -> Any:
         from .assign import TensorFlowDestinations
@@ -519,42 +531,106 @@ def load(
         )
     plan = _PLANS.get(model) if assignment_map is None else None
     signature = family.signature(model) if assignment_map is None else None
-    if plan is not None and plan.holds_for(prefix, reader, signature):
-        matched = plan.matched
-    else:
-        taken = time.time_ns()
-        matched = _match(model, prefix, reader, family, assignment_map)
-        identity = tree_check.trusted_identity(reader._core.identity, taken)
-        if signature is not None and identity is not None:
-            _PLANS[model] = _Plan(prefix, identity, signature, matched)
+    ahead = None
+    try:
+        if plan is not None and plan.holds_for(prefix, reader, signature):
+            matched = plan.matched
         else:
-            _PLANS.pop(model, None)
-
-    variables, keys = matched.variables, matched.keys
-    with _gc_paused():
-        # Every value read (in parallel, converted to its variable's dtype) before any is
-        # assigned; large ones straight into their destinations where the backend has them
-        # (torch: the Parameters' memory; TensorFlow: tensors the variables take over). The
-        # one native call checks everything before it writes, and this reader verifies no
-        # checksums, so nothing can fail once writing has begun.
-        read_into = family.destinations()
-        outs = None
-        if read_into is not None:
-            outs = usable_destinations(read_into.destinations_for(list(zip(variables, matched.shapes, matched.dtypes))))
-        arrays = reader.read_many(keys, matched.dtypes, threads, outs=outs)
-        written = [v for v, out in zip(variables, outs or ()) if out is not None]
-        rest = [(v, a) for v, a, out in zip(variables, arrays, outs or [None] * len(arrays)) if out is None]
-        family.assign(model, rest, read_into, written)
+            taken = time.time_ns()
+            graph = _object_graph(reader, prefix)
+            if assignment_map is None:  # (a partial restore would read values it never takes)
+                ahead = _read_ahead(reader, graph, threads, family.ahead_allocator())
+            matched = _match(model, prefix, reader, graph, family, assignment_map)
+            identity = tree_check.trusted_identity(reader._core.identity, taken)
+            if signature is not None and identity is not None:
+                _PLANS[model] = _Plan(prefix, identity, signature, matched)
+            else:
+                _PLANS.pop(model, None)
+        _read_and_assign(model, reader, matched, family, threads, ahead)
+    finally:
+        if ahead is not None:
+            ahead.close()
     return CheckpointLoadStatus(
         path=os.fspath(path),
         format=Format.TF_CHECKPOINT,
-        variables_assigned=len(variables),
+        variables_assigned=len(matched.variables),
         seconds=time.perf_counter() - start,
         details=matched.details,
         prefix=prefix,
         optimizer_values=list(matched.optimizer_values),  # (lists the caller may change)
         unmatched=list(matched.unmatched),
     )
+
+
+def _read_and_assign(
+    model: Any, reader: wtf.CheckpointReader, matched: _Matched, family: Any, threads: int | None, ahead: ReadAhead | None
+) -> None:
+    """Every matched value read (in parallel, converted to its variable's dtype) before any is
+    assigned; large ones straight into their destinations where the backend has them (torch:
+    the Parameters' memory; TensorFlow: tensors the variables take over), or taken from what
+    was read ``ahead``. The one native call checks everything before it writes, and this
+    reader verifies no checksums, so nothing can fail once writing has begun."""
+    variables, keys, shapes, dtypes = matched.variables, matched.keys, matched.shapes, matched.dtypes
+    with _gc_paused():
+        taken: list[np.ndarray | None] = [None] * len(keys)
+        if ahead is not None:
+            taken = [ahead.take(key, dtype) for key, dtype in zip(keys, dtypes)]
+        pending = [i for i, array in enumerate(taken) if array is None]
+        read_into = family.destinations()
+        outs = None
+        if read_into is not None:
+            outs = usable_destinations(read_into.destinations_for([(variables[i], shapes[i], dtypes[i]) for i in pending]))
+        arrays = reader.read_many([keys[i] for i in pending], [dtypes[i] for i in pending], threads, outs=outs)
+        for i, array, out in zip(pending, arrays, outs or [None] * len(pending)):
+            taken[i] = None if out is not None else array
+        written = [variables[i] for i, out in zip(pending, outs or ()) if out is not None]
+        rest = [(v, a) for v, a in zip(variables, taken) if a is not None]
+        family.assign(model, rest, read_into, written)
+
+
+# -- reading ahead ---------------------------------------------------------------------------
+# A first restore matches the object graph to the model in Python on one core (ResNet50:
+# ~10 ms, longer than reading its 100 MB with both cores). Meanwhile the checkpoint's large
+# values are read on the other cores (``prefetch.ReadAhead``), as weight files' are; the read
+# at the end takes them where read as their variable's dtype. Training state (optimizer slots)
+# is not read ahead: a restore of weights never takes it.
+
+
+def _read_ahead(reader: wtf.CheckpointReader, graph: wtf.ObjectGraph, threads: int | None, allocate: Any) -> ReadAhead | None:
+    budget = ahead_budget(threads, allocate)
+    if not budget:
+        return None
+    training = _training_state_keys(graph)
+    requests = []
+    for key in reader.keys():
+        if key in training or key == wtf.OBJECT_GRAPH_KEY:
+            continue
+        try:
+            dtype = reader.dtype(key).read_dtype
+        except UnsupportedFeatureError:  # (resource, variant: no value to read)
+            continue
+        shape = reader.shape(key)
+        if read_in_place(shape, dtype) and dtype.isnative:
+            requests.append((key, shape, dtype))
+    workers = ahead_threads(threads)
+    return read_ahead_within(
+        requests,
+        lambda outs: reader._read_ahead([key for key, _, _ in requests], outs, workers),
+        allocate,
+        _data_bytes(reader),
+        budget,
+    )
+
+
+def _data_bytes(reader: wtf.CheckpointReader) -> int:
+    """The size of the checkpoint's data files (0 for those that cannot be looked at)."""
+    total = 0
+    for shard in range(reader.num_shards):
+        try:
+            total += os.path.getsize(reader._core.data_filename(shard))
+        except OSError:
+            pass
+    return total
 
 
 class _Matched:
@@ -580,16 +656,26 @@ class _Matched:
         self.unmatched = unmatched
 
 
-def _match(
-    model: Any, prefix: str, reader: wtf.CheckpointReader, family: Any, assignment_map: dict[str, Any] | None
-) -> _Matched:
-    """Walks the checkpoint's object graph and the model together (see the module
-    docstring). Raises ``ValueError`` where they do not match (Keras 3 models),
-    ``NoObjectGraph`` for a name-based checkpoint. Assigns nothing."""
+def _object_graph(reader: wtf.CheckpointReader, prefix: str) -> wtf.ObjectGraph:
+    """The checkpoint's object graph; ``NoObjectGraph`` for a name-based checkpoint."""
     with _gc_paused():  # many small objects while the model's are alive: no collector rescans
         graph = reader.object_graph()
     if graph is None or not len(graph):
         raise NoObjectGraph(f"{prefix}: a name-based checkpoint (no object graph)")
+    return graph
+
+
+def _match(
+    model: Any,
+    prefix: str,
+    reader: wtf.CheckpointReader,
+    graph: wtf.ObjectGraph,
+    family: Any,
+    assignment_map: dict[str, Any] | None,
+) -> _Matched:
+    """Walks the checkpoint's object ``graph`` and the model together (see the module
+    docstring). Raises ``ValueError`` where they do not match (Keras 3 models). Assigns
+    nothing."""
     if assignment_map is None:
         roots = [(0, model, "")]
     else:

@@ -319,39 +319,74 @@ _AHEAD_MAX_EXPANSION = 2  # at most this many times the file's size is read ahea
 
 
 class ReadAhead:
-    """The large datasets of one file, read into new arrays of their stored types by native
-    threads of their own (``H5File.read_ahead``; they never take the GIL). Nothing is
-    assigned from here: ``take`` hands an array to the load's read at the end, which uses it
-    as what it would have read itself. The loading thread, arriving at ``take`` before the
-    reading is done, reads the datasets not begun yet alongside. A dataset whose read failed
-    is given to nobody: the ordinary read at the end reads it again, and reports the problem."""
+    """Large values (of a weight file or a checkpoint), read into new arrays of their stored
+    types by native threads of their own (``H5File.read_ahead``, ``TfBundle.read_ahead``; they
+    never take the GIL). Nothing is assigned from here: ``take`` hands an array to the load's
+    read at the end, which uses it as what it would have read itself. The loading thread,
+    arriving at ``take`` before the reading is done, reads the values not begun yet alongside.
+    A value whose read failed is given to nobody: the ordinary read at the end reads it again,
+    and reports the problem.
 
-    def __init__(self, lazies: list[LazyArray], threads: int, allocate: Any) -> None:
+    ``requests``: (key, shape, dtype) per value, the key being what ``take`` is asked for;
+    ``start(outs)`` starts the native job reading them into ``outs``."""
+
+    def __init__(self, requests: list[tuple[Any, tuple[int, ...], np.dtype]], start: Any, allocate: Any) -> None:
         # Allocated here, in the loading thread: malloc then reuses the memory earlier loads
         # freed (a thread of its own would get a fresh arena and fault every page in).
-        outs = allocate([(lazy.shape, lazy.dtype) for lazy in lazies])
-        self.lazies: list[LazyArray] = lazies
+        outs = allocate([(shape, dtype) for _, shape, dtype in requests])
+        self.keys: list[Any] = [key for key, _, _ in requests]
         self.outs: list[np.ndarray] = outs
-        self.job: Any = lazies[0].source.file._core.read_ahead([lazy.address for lazy in lazies], outs, threads)
-        self.arrays: dict[int, np.ndarray] | None = None  # once finished: id(lazy) -> its array
+        self.job: Any = start(outs)
+        self.arrays: dict[Any, np.ndarray] | None = None  # once finished: key -> its array
 
-    def take(self, lazy: LazyArray, dtype: np.dtype) -> np.ndarray | None:
-        """``lazy``'s array, read, if it was read ahead as ``dtype``; each array once."""
+    def take(self, key: Any, dtype: np.dtype) -> np.ndarray | None:
+        """The array of ``key``, read, if it was read ahead as ``dtype``; each array once."""
         if self.arrays is None:
             read = self.job.finish()
-            self.arrays = {id(lz): out for lz, out, done in zip(self.lazies, self.outs, read) if done}
-        array = self.arrays.get(id(lazy))
+            self.arrays = {key: out for key, out, done in zip(self.keys, self.outs, read) if done}
+        array = self.arrays.get(key)
         if array is None or array.dtype != dtype:
             return None
-        del self.arrays[id(lazy)]
+        del self.arrays[key]
         return array
 
     def close(self) -> None:
-        """Stops (after the datasets being read) and drops what was not taken."""
+        """Stops (after the values being read) and drops what was not taken."""
         self.job = None
         self.arrays = {}
         self.outs = []
-        self.lazies = []
+        self.keys = []
+
+
+def read_ahead_within(
+    requests: list[tuple[Any, tuple[int, ...], np.dtype]], start: Any, allocate: Any, stored_bytes: int, budget: int
+) -> ReadAhead | None:
+    """A ``ReadAhead`` of ``requests``, unless they would take more than ``budget`` bytes or
+    more than ``_AHEAD_MAX_EXPANSION`` times the ``stored_bytes`` of their file(s): the arrays
+    are allocated before the values are checked (the reading does that), so a file declaring
+    far more than it holds is read the ordinary way, which checks each value before
+    allocating (weights hardly compress). None too if anything fails here: the load then
+    reads as it would without."""
+    total = sum(math.prod(shape) * dtype.itemsize for _, shape, dtype in requests)
+    if not requests or total > budget or total > _AHEAD_MAX_EXPANSION * stored_bytes:
+        return None
+    try:
+        return ReadAhead(requests, start, allocate)
+    except Exception:  # noqa: BLE001 - read at the end, as without
+        return None
+
+
+def ahead_budget(threads: int | None, allocate: Any) -> int:
+    """How many bytes a load may read ahead (a quarter of the machine's memory); 0 when it
+    does not read ahead: one thread, or no ``allocate``."""
+    workers = threads or os.cpu_count() or 1
+    return _memory_bytes() // 4 if workers > 1 and allocate is not None else 0
+
+
+def ahead_threads(threads: int | None) -> int:
+    """The native threads reading ahead: one fewer than the load's (the loading thread joins
+    them at the end)."""
+    return max(1, (threads or os.cpu_count() or 1) - 1)
 
 
 def aligned_arrays(requests: list[tuple[tuple[int, ...], np.dtype]]) -> list[np.ndarray]:
@@ -370,25 +405,28 @@ def aligned_arrays(requests: list[tuple[tuple[int, ...], np.dtype]]) -> list[np.
 def reading_ahead(deferreds: list[Deferred], threads: int | None, allocate: Any) -> Iterator[None]:
     """Within the block, each file's large datasets (``read_in_place``, in native byte order)
     are read into arrays from ``allocate([(shape, dtype), ...])`` by one native thread fewer
-    than the load's; they are there for ``read_lazy``'s caller to ``take``. Not when
-    ``allocate`` is None, the load has one thread, or they would take more than a quarter of
-    the machine's memory or twice the file's size; if anything fails here, the load reads as
-    before. At the end of the block the reading stops and what was not taken is dropped."""
-    workers = threads or os.cpu_count() or 1
-    if workers > 1 and allocate is not None:
-        budget = _memory_bytes() // 4
-        for deferred in deferreds:
-            large = [lazy for lazy in deferred.index.values() if read_in_place(lazy.shape, lazy.dtype) and lazy.dtype.isnative]
-            total = sum(lazy.size * lazy.dtype.itemsize for lazy in large)
-            budget -= total
-            # The arrays are allocated before the datasets are checked (the reading does
-            # that): a file declaring far more than it holds is read the ordinary way, which
-            # checks each dataset before allocating. (Weights hardly compress.)
-            if large and budget >= 0 and total <= _AHEAD_MAX_EXPANSION * len(deferred.file._mapping):
-                try:
-                    deferred.source.ahead = ReadAhead(large, workers - 1, allocate)
-                except Exception:  # noqa: BLE001 - read at the end, as without
-                    deferred.source.ahead = None
+    than the load's; they are there for ``read_lazy``'s caller to ``take`` (by dataset
+    address). Not when ``allocate`` is None, the load has one thread, or they would take more
+    than a quarter of the machine's memory or twice the file's size (``read_ahead_within``).
+    At the end of the block the reading stops and what was not taken is dropped."""
+    budget = ahead_budget(threads, allocate)
+    for deferred in deferreds if budget else ():
+        large = list({  # once per dataset (a second hard link to one is the same address)
+            lazy.address: (lazy.address, lazy.shape, lazy.dtype)
+            for lazy in deferred.index.values()
+            if read_in_place(lazy.shape, lazy.dtype) and lazy.dtype.isnative
+        }.values())
+        core = deferred.file._core
+        workers = ahead_threads(threads)
+        deferred.source.ahead = read_ahead_within(
+            large,
+            lambda outs, core=core, large=large: core.read_ahead([address for address, _, _ in large], outs, workers),
+            allocate,
+            len(deferred.file._mapping),
+            budget,
+        )
+        if deferred.source.ahead is not None:
+            budget -= sum(math.prod(shape) * dtype.itemsize for _, shape, dtype in large)
     try:
         yield
     finally:
