@@ -21,7 +21,14 @@
 
 namespace weightio::bindings {
 
-class ReadAhead {
+// Hidden, like the pybind11 types it holds: the class is internal to the module.
+#if defined(__GNUG__) && !defined(_WIN32)
+#define WEIGHTIO_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define WEIGHTIO_HIDDEN
+#endif
+
+class WEIGHTIO_HIDDEN ReadAhead {
  public:
   // `read(i)` reads value i into its array (throwing on failure); it runs on the threads
   // without the GIL, so it must not touch Python objects. `owner` and `outs` are only kept.

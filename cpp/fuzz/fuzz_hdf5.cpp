@@ -99,7 +99,10 @@ void visit_object(const hdf5::File& file, uint64_t address) {
       for (const hdf5::Link& l : links.links) {
         guarded([&] { (void)file.link(address, l.name); });
         // Soft links are resolved (cycles and ".." must fail cleanly); external ones refuse.
-        if (l.type != hdf5::Link::Type::kHard) guarded([&] { (void)file.resolve(address, std::string(l.name)); });
+        if (l.type != hdf5::Link::Type::kHard) {
+          guarded([&] { (void)file.resolve(address, std::string(l.name)); });
+          guarded([&] { (void)file.find(address, std::string(l.name) + "/x"); });  // misses without raising
+        }
       }
     }
   });
@@ -118,6 +121,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       visit_object(file, e.address);
       guarded([&] { (void)file.resolve(root, std::string(walk.path(e))); });
       guarded([&] { (void)file.resolve(root, std::string(walk.slash_path(e))); });
+      guarded([&] { (void)file.find(root, std::string(walk.path(e)) + "/missing/x"); });
     }
     guarded([&] { (void)hdf5::digest_tree(file, root); });
   } catch (const Error&) {

@@ -108,10 +108,15 @@ Link File::link(uint64_t group, std::string_view name) const {
 
 uint64_t File::resolve(uint64_t start, const std::string& path) const {
   int hops = 0;
-  return resolve_from(start, path, hops);
+  return *resolve_from(start, path, hops, /*missing_ok=*/false);
 }
 
-uint64_t File::resolve_from(uint64_t start, std::string_view path, int& hops) const {
+std::optional<uint64_t> File::find(uint64_t start, const std::string& path) const {
+  int hops = 0;
+  return resolve_from(start, path, hops, /*missing_ok=*/true);
+}
+
+std::optional<uint64_t> File::resolve_from(uint64_t start, std::string_view path, int& hops, bool missing_ok) const {
   uint64_t at = !path.empty() && path[0] == '/' ? root() : start;
   std::vector<std::string_view> parts = split_path(path);
   std::vector<uint64_t> parents;  // for ".." in soft link targets
@@ -122,19 +127,29 @@ uint64_t File::resolve_from(uint64_t start, std::string_view path, int& hops) co
       parents.pop_back();
       continue;
     }
-    if (kind(at) != ObjectKind::kGroup)
+    if (kind(at) != ObjectKind::kGroup) {
+      if (missing_ok) return std::nullopt;
       throw NotFoundError("'" + std::string(part) + "' is looked up in an object that is not a group");
-    Link l = link(at, part);
+    }
+    const Link* found = links(at).find(part);
+    if (found == nullptr) {
+      if (missing_ok) return std::nullopt;
+      throw NotFoundError("no object named '" + std::string(part) + "'");
+    }
+    const Link l = *found;  // (a copy: resolving a soft link's target may decode more objects)
     parents.push_back(at);
     switch (l.type) {
       case Link::Type::kHard:
         at = l.address;
         break;
-      case Link::Type::kSoft:
+      case Link::Type::kSoft: {
         if (++hops > limits::kMaxLinkHops)
           throw FormatError("too many soft links (a cycle?) resolving '" + std::string(path) + "'");
-        at = resolve_from(at, l.target, hops);
+        std::optional<uint64_t> target = resolve_from(at, l.target, hops, missing_ok);
+        if (!target) return std::nullopt;
+        at = *target;
         break;
+      }
       case Link::Type::kExternal:
         throw UnsupportedFeatureError("external link '" + std::string(part) + "' to '" + std::string(l.external_file) +
                                       ":" + std::string(l.target) + "'");

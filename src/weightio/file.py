@@ -270,10 +270,11 @@ class Group(_Object):
     def _child(self, name: str) -> tuple[str, Group | Dataset | None]:
         """The link ``name`` of this group (one component): its kind ("hard", "soft",
         "external") and, for a hard link, the object. KeyError if there is none."""
-        _, kind, addr, _, _ = self.file._call(_join(self.name, name), "link", self._addr, _enc(name))
+        path = _join(self.name, name)
+        kind, addr, object_kind = self.file._call(path, "child", self._addr, _enc(name))
         if kind != "hard":
             return kind, None
-        return kind, self.file._object(addr, _join(self.name, name))
+        return kind, self.file._object_of_kind(addr, object_kind, path)
 
     def visit(self, func: Callable[[str], Any]) -> Any:
         for path, _, _ in self._walk():
