@@ -295,6 +295,29 @@ def test_tf_keras_v3_partial_load_vs_all_or_nothing(files) -> None:
     assert state(mine) == before
 
 
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_distribution_strategy_variables(files, fmt: str) -> None:
+    """Under a tf.distribute strategy the variables are MirroredVariables (no direct assign op,
+    no adoption): every format loads as tf-keras loads it, first and replayed, and a mismatch
+    in the last layer changes nothing (tf-keras's own v3 loader leaves the earlier layers
+    loaded)."""
+    import tensorflow as tf
+
+    path = files("mlp", fmt)
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        ref, mine = randomize(_mlp(), seed=1), randomize(_mlp(), seed=1)
+        wrong = randomize(_mlp(units=3), seed=1)
+    assert type(mine.weights[0]).__name__ == "MirroredVariable"
+    ref.load_weights(str(path))
+    for _ in range(2):
+        wk.load_weights(mine, path)
+        assert state(mine) == state(ref)
+    before = state(wrong)
+    with pytest.raises(ValueError):
+        wk.load_weights(wrong, path)
+    assert state(wrong) == before
+
+
 @pytest.mark.parametrize("by_name", [False, True])
 @pytest.mark.parametrize("skip_mismatch", [False, True])
 def test_legacy_by_name_and_skip_mismatch(files, by_name: bool, skip_mismatch: bool) -> None:
