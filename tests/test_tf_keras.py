@@ -295,6 +295,31 @@ def test_tf_keras_v3_partial_load_vs_all_or_nothing(files) -> None:
     assert state(mine) == before
 
 
+@pytest.mark.parametrize("by_name", [False, True])
+def test_a_first_legacy_load_lists_each_layers_weights_once(files, monkeypatch, by_name: bool) -> None:
+    """tf-keras's topological loader asks for every layer's legacy weight list twice, and
+    builds it from the layer's module tree each time; during a weightio load it is built once
+    per layer."""
+    from tf_keras.src.saving.legacy import hdf5_format
+
+    asked: list[str] = []
+    original = hdf5_format._legacy_weights
+
+    def spy(layer: Any) -> Any:
+        asked.append(layer.name)
+        return original(layer)
+
+    monkeypatch.setattr(hdf5_format, "_legacy_weights", spy)
+    path = files("nested", "legacy_h5")
+    ref, mine = build("nested", seed=1), build("nested", seed=1)
+    ref.load_weights(str(path), by_name=by_name)
+    assert by_name or len(asked) > len(set(asked)), "tf-keras itself asks twice"
+    asked.clear()
+    wk.load_weights(mine, path, by_name=by_name)
+    assert state(mine) == state(ref)
+    assert asked and len(asked) == len(set(asked))
+
+
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_distribution_strategy_variables(files, fmt: str) -> None:
     """Under a tf.distribute strategy the variables are MirroredVariables (no direct assign op,

@@ -847,6 +847,24 @@ def _is_raw_bytes(value: Any) -> bool:
     return isinstance(dtype, np.dtype) and dtype.kind == "V" and dtype.names is None and dtype.name != "bfloat16"
 
 
+def once_per_layer(legacy_weights: Any) -> Any:
+    """The legacy loaders' ``_legacy_weights(layer)`` (a layer's trainable then non-trainable
+    weights), computed once per layer for one load. Keras's and tf-keras's topological and
+    by-name loaders ask for each layer's list twice (to pick the layers with weights, then to
+    assign), and nothing changes the model in between: loading assigns nothing until the end.
+    tf-keras builds the list from its module tree every time (a third of a first load of a
+    model of many small layers)."""
+    lists: dict[int, tuple[Any, list[Any]]] = {}  # id(layer) -> (the layer, kept alive; its list)
+
+    def once(layer: Any) -> list[Any]:
+        found = lists.get(id(layer))
+        if found is None:
+            found = lists[id(layer)] = (layer, legacy_weights(layer))
+        return list(found[1])
+
+    return once
+
+
 @contextlib.contextmanager
 def patched(module: Any, **replacements: Any) -> Iterator[None]:
     """Temporarily replaces functions of ``module`` (Keras's I/O helpers) for the calling

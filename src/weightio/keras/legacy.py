@@ -14,7 +14,7 @@ from keras.src.legacy.saving import legacy_h5_format
 
 from ..file import File
 from . import convert, report, tree_check
-from .assign import Recorder, ahead_allocator, patched, recording, variable_shape
+from .assign import Recorder, ahead_allocator, once_per_layer, patched, recording, variable_shape
 from .prefetch import Deferred, LazyArray, Source, reading_ahead
 from .safe import safe_group
 from .v3 import signature
@@ -59,6 +59,7 @@ def load(
     replacements: dict[str, Any] = {
         "safe_get_h5_group": safe_group,
         "load_subset_weights_from_hdf5_group": load_subset,
+        "_legacy_weights": once_per_layer(legacy_h5_format._legacy_weights),
     }
     if skip_mismatch:
         replacements["_set_weights"] = _noting_shape_skips(legacy_h5_format._set_weights, skipped)

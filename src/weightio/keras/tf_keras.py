@@ -24,7 +24,15 @@ import numpy as np
 
 from ..file import File, Group
 from . import report, tree_check
-from .assign import LOAD_LOCK, assign_tensorflow_pairs, loads_with, patched, read_and_assign_tensorflow, tensorflow_allocator
+from .assign import (
+    LOAD_LOCK,
+    assign_tensorflow_pairs,
+    loads_with,
+    once_per_layer,
+    patched,
+    read_and_assign_tensorflow,
+    tensorflow_allocator,
+)
 from .formats import WeightSources
 from .prefetch import Deferred, LazyArray, LazyReadFailed, Prefetched, Source, handed_out, prefetch_all, reading_ahead
 from .remembered import Notes, Remembered, ReplayStore, remember
@@ -106,7 +114,10 @@ def _load_with(
         # tf-keras follows any link here (it has no Keras 3 safety rules).
         return [_lookup(source, g, name, lazy_ok=True) for name in names]
 
-    replacements: dict[str, Any] = {"load_subset_weights_from_hdf5_group": load_subset}
+    replacements: dict[str, Any] = {
+        "load_subset_weights_from_hdf5_group": load_subset,
+        "_legacy_weights": once_per_layer(hdf5_format._legacy_weights),
+    }
     if by_name and skip_mismatch:
         preprocess = hdf5_format.preprocess_weights_for_loading
 
@@ -136,9 +147,9 @@ def _load_with(
                 hdf5_format.load_weights_from_hdf5_group_by_name(group, model, skip_mismatch)
             else:
                 hdf5_format.load_weights_from_hdf5_group(group, model)
-        if not by_name:
-            _legacy_remember(model, file, group, source, recorded)
         flat = list(model._flatten_layers())  # tf-keras's own loader ran: walk again
+        if not by_name:
+            _legacy_remember(model, file, group, flat, source, recorded)
     if replayed is None:
         for variable, value in recorded:
             if tuple(variable.shape) != tuple(np.shape(value)):
@@ -185,7 +196,7 @@ _LEGACY_PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary
 
 
 def _legacy_remember(
-    model: Any, file: File, group: Any, source: Prefetched | Deferred, recorded: list[tuple[Any, Any]]
+    model: Any, file: File, group: Any, flat: list[Any], source: Prefetched | Deferred, recorded: list[tuple[Any, Any]]
 ) -> None:
     _LEGACY_PLANS.pop(model, None)
     paths = {id(value): path for path, value in _values(source).items()}
@@ -199,7 +210,7 @@ def _legacy_remember(
     try:
         side = tree_check.remember(file, [path for _, path, _, _ in steps])
         if side is not None:
-            _LEGACY_PLANS[model] = _Plan(_signature(model, metrics=False), steps, group.name, side)
+            _LEGACY_PLANS[model] = _Plan(_signature(model, flat, metrics=False), steps, group.name, side)
     except Exception:  # noqa: BLE001 - no plan: the next load runs tf-keras's loader
         pass
 
