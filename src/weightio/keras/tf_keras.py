@@ -66,9 +66,11 @@ def load(
     group: Any = file
     if "layer_names" not in file.attrs and "model_weights" in file:
         group = file["model_weights"]
-    # Every layer, nested ones too (a replay's signature and the finalize_state pass below).
-    flat = list(model._flatten_layers())
-    tried_replay = not by_name and tf.executing_eagerly() and model in _LEGACY_PLANS
+    # Every layer, nested ones too (a replay's signature and its finalize_state pass): listed
+    # when there is a plan to check (a first load lists them after tf-keras's loader ran).
+    has_plan = model in _LEGACY_PLANS
+    flat = list(model._flatten_layers()) if has_plan else None
+    tried_replay = not by_name and tf.executing_eagerly() and has_plan
     if tried_replay:
         # A repeated load: nothing is read before the plan is checked, then every value at
         # once, large ones straight into the tensors the variables take over.
@@ -95,7 +97,7 @@ def _load_with(
     model: Any,
     file: File,
     group: Any,
-    flat: list[Any],
+    flat: list[Any] | None,
     source: Prefetched | Deferred,
     by_name: bool,
     skip_mismatch: bool,
@@ -141,6 +143,7 @@ def _load_with(
     replayed = None if found is None else found[0]
     if replayed is not None:
         recorded = replayed
+        flat = flat if flat is not None else list(model._flatten_layers())
     else:
         with patched(hdf5_format, **replacements), patched(backend, batch_set_value=recorded.extend):
             if by_name:
@@ -216,7 +219,7 @@ def _legacy_remember(
 
 
 def _legacy_replay(
-    model: Any, file: File, group: Any, flat: list[Any], values: Source | dict[str, Any]
+    model: Any, file: File, group: Any, flat: list[Any] | None, values: Source | dict[str, Any]
 ) -> tuple[list[tuple[Any, Any]], list[str]] | None:
     """The (variable, value) pairs of the model's plan and the file's dataset paths, when the
     plan still holds. ``values``: the arrays read already, by dataset path, or the ``Source``
