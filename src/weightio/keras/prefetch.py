@@ -410,6 +410,7 @@ def reading_ahead(deferreds: list[Deferred], threads: int | None, allocate: Any)
     than a quarter of the machine's memory or twice the file's size (``read_ahead_within``).
     At the end of the block the reading stops and what was not taken is dropped."""
     budget = ahead_budget(threads, allocate)
+    workers = ahead_threads(threads)
     for deferred in deferreds if budget else ():
         large = list({  # once per dataset (a second hard link to one is the same address)
             lazy.address: (lazy.address, lazy.shape, lazy.dtype)
@@ -417,7 +418,6 @@ def reading_ahead(deferreds: list[Deferred], threads: int | None, allocate: Any)
             if read_in_place(lazy.shape, lazy.dtype) and lazy.dtype.isnative
         }.values())
         core = deferred.file._core
-        workers = ahead_threads(threads)
         deferred.source.ahead = read_ahead_within(
             large,
             lambda outs, core=core, large=large: core.read_ahead([address for address, _, _ in large], outs, workers),
