@@ -136,14 +136,7 @@ class TfBundle {
     for (size_t i = 0; i < n; ++i) {
       Job& j = jobs[i];
       j.entry = &reader_->entry(names[i]);
-      const tfckpt::DTypeInfo* info = tfckpt::dtype_info(j.entry->dtype);
-      if (info == nullptr || info->size == 0)
-        throw UnsupportedFeatureError(reader_->prefix() + ": tensor '" + names[i] + "' has dtype " +
-                                      tfckpt::dtype_enum_name(j.entry->dtype) + ", which read_many does not read");
-      {
-        py::gil_scoped_release release;
-        reader_->check_readable(names[i]);  // sizes and bounds: the allocation below is backed by data
-      }
+      const tfckpt::DTypeInfo* info = &readable_fixed_size(names[i], *j.entry, "read_many");
       const uint64_t count = tfckpt::BundleReader::num_elements(*j.entry);
       if (raws[i]) {
         if (static_cast<uint32_t>(dtypes[i].itemsize()) != info->size)
@@ -215,14 +208,7 @@ class TfBundle {
     std::vector<py::array> arrays;
     for (size_t i = 0; i < names.size(); ++i) {
       const tfckpt::BundleEntry& entry = reader_->entry(names[i]);
-      const tfckpt::DTypeInfo* info = tfckpt::dtype_info(entry.dtype);
-      if (info == nullptr || info->size == 0)
-        throw UnsupportedFeatureError(reader_->prefix() + ": tensor '" + names[i] + "' has dtype " +
-                                      tfckpt::dtype_enum_name(entry.dtype) + ", which read_ahead does not read");
-      {
-        py::gil_scoped_release release;
-        reader_->check_readable(names[i]);
-      }
+      const tfckpt::DTypeInfo* info = &readable_fixed_size(names[i], entry, "read_ahead");
       py::array out = bindings::whole_output(outs[i], tfckpt::BundleReader::num_elements(entry));
       arrays.push_back(out);
       Item& item = items[i];
@@ -283,6 +269,19 @@ class TfBundle {
   }
 
  private:
+  // The dtype of a tensor `entry` (named `name`) to be read whole by `what`: fixed-size, with
+  // sizes and bounds checked, so an output allocated for it is backed by data.
+  const tfckpt::DTypeInfo& readable_fixed_size(const std::string& name, const tfckpt::BundleEntry& entry,
+                                               const char* what) const {
+    const tfckpt::DTypeInfo* info = tfckpt::dtype_info(entry.dtype);
+    if (info == nullptr || info->size == 0)
+      throw UnsupportedFeatureError(reader_->prefix() + ": tensor '" + name + "' has dtype " +
+                                    tfckpt::dtype_enum_name(entry.dtype) + ", which " + what + " does not read");
+    py::gil_scoped_release release;
+    reader_->check_readable(name);
+    return *info;
+  }
+
   // Call with the GIL held (it reads a Python object).
   static unsigned thread_count(const py::object& threads) {
     if (threads.is_none()) return io::default_threads();
