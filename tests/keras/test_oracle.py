@@ -34,6 +34,7 @@ import pytest
 from keras import layers
 from keras.src.legacy.saving import legacy_h5_format
 from keras.src.saving import saving_api, saving_lib
+from keras.src.saving.keras_saveable import KerasSaveable
 
 import models
 from keras_spies import taken_ahead, tensorflow_read_into
@@ -429,13 +430,12 @@ def test_repeated_loads_layout_changed(variant_files, tmp_path: Path, fmt: str) 
 
 @pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
 def test_forget_plans(variant_files, fmt: str, monkeypatch) -> None:
-    """A second load replays the first one's plan without Keras's loader; after
-    ``forget_plans`` the next load runs Keras's loader again, and gives the same variables."""
-    import keras.src.saving.saving_lib as saving_lib
+    """A second load replays the first one's plan without a traversal (Keras's legacy
+    loader; for ``.weights.h5``, Keras's ``_load_state`` or the plain traversal); after
+    ``forget_plans`` the next load traverses again, and gives the same variables."""
+    from weightio.keras import v3
 
-    module, name = (
-        (legacy_h5_format, "load_weights_from_hdf5_group") if fmt == "legacy_h5" else (saving_lib, "_load_state")
-    )
+    module, name = (legacy_h5_format, "load_weights_from_hdf5_group") if fmt == "legacy_h5" else (v3, "_traverse")
     calls: list[int] = []
     original = getattr(module, name)
 
@@ -1793,6 +1793,221 @@ def test_the_faster_traversal_visits_what_keras_visits(name: str) -> None:
         shadowed = "_shadowing" if BACKEND == "torch" else "shadowing"
         assert {shadowed, "exposed", "hiding/shown", "shared_blocks/dense"} <= paths
         assert not any(path.endswith("secret") for path in paths)
+
+
+# -- Keras's _load_state where nothing fails (weightio.keras.walk.plain_load_state) ----------
+
+
+def test_the_plain_traversal_follows_this_keras() -> None:
+    """weightio's plain traversal follows Keras 3.15's ``_load_state``; on another Keras
+    (another source) first loads take Keras's own. This Keras must be the one followed: a
+    new Keras fails this test until ``walk._MIRRORED`` is checked against its source."""
+    from weightio.keras.walk import plain_traversal_known
+
+    assert plain_traversal_known(), f"Keras {keras.__version__}: check walk.plain_load_state against its _load_state"
+
+
+def _steps_of_first_load(model: Any, path: Path, plain: bool) -> list[tuple[int, str]]:
+    from weightio.keras import formats, v3
+
+    wk.forget_plans(model)
+    sources = formats.open_sources(str(path), Format.WEIGHTS_H5)
+    try:
+        v3._traverse(model, sources, False, None, None, None, lazy=True, plain=plain)
+    finally:
+        sources.close()
+    return [(id(saveable), inner_path) for saveable, inner_path in v3._PLANS[model].steps]
+
+
+@pytest.mark.parametrize("name", [*models.MODELS, "with_optimizer", "unusual"])
+def test_the_plain_traversal_loads_what_keras_loads(name: str, tmp_path: Path) -> None:
+    """A first load through the plain traversal calls the same objects' ``load_own_variables``
+    with the same paths, in the same order, as one through Keras's ``_load_state``."""
+    if name == "with_optimizer":
+        model = _with_optimizer(compiled=True, built=True, seed=0)
+    elif name == "unusual":
+        model = _unusual(seed=0, kind=_UnusualShared)
+    else:
+        model = models.build(name)
+    path = save(model, "weights_h5", tmp_path)
+    expected = _steps_of_first_load(model, path, plain=False)
+    assert len(expected) > 1
+    assert _steps_of_first_load(model, path, plain=True) == expected
+
+
+class _Node(KerasSaveable):
+    """An object of a synthetic graph for the traversal: its children are its attributes."""
+
+    def _obj_type(self) -> str:
+        return "Loss"  # one Keras knows, whose skip set has none of the names below
+
+
+class _Log:
+    """Where loading nodes note (their id, the path they were given): not a container."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str]] = []
+
+
+class _LoadingNode(_Node):
+    def __init__(self, log: _Log, fails: bool) -> None:
+        self.__dict__["_log_"] = log
+        self.__dict__["_fails_"] = fails
+
+    def load_own_variables(self, store: Any) -> None:
+        self._log_.calls.append((id(self), store.path))
+        if self._fails_:
+            raise ValueError("mismatch")
+
+
+class _PathStore(saving_lib.H5IOStore):
+    """A store that only tells each object the path it was asked for."""
+
+    def __init__(self, present: bool) -> None:
+        self.path = None
+        self.present = present
+
+    def get(self, path: str) -> Any:
+        self.path = path
+        return self
+
+    def has_path(self, path: str) -> bool:
+        return self.present
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _graph_values(draw: Any, st: Any, nodes: int, index: int, depth: int) -> Any:
+    """A child value of node ``index``: a later node (so the graph has no cycle), a
+    container of values, or something the traversal passes by."""
+    kinds = ["plain"] + (["node"] * 3 if index + 1 < nodes else []) + (["list", "tuple", "dict"] * 2 if depth < 3 else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "node":
+        return ("node", draw(st.integers(index + 1, nodes - 1)))
+    if kind == "plain":
+        return ("plain", draw(st.integers(0, 3)))
+    items = [_graph_values(draw, st, nodes, index, depth + 1) for _ in range(draw(st.integers(0, 3)))]
+    return (kind, items)
+
+
+def _build_graph(spec: Any, log: _Log) -> Any:
+    nodes_spec, loading, failing = spec
+    built: list[Any] = [None] * len(nodes_spec)
+
+    def value(v: Any) -> Any:
+        kind, payload = v
+        if kind == "node":
+            return built[payload]
+        if kind == "plain":
+            return payload
+        items = [value(item) for item in payload]
+        if kind == "dict":
+            return {f"k{i}": item for i, item in enumerate(items)}
+        return items if kind == "list" else tuple(items)
+
+    for index in reversed(range(len(nodes_spec))):
+        node = _LoadingNode(log, index in failing) if index in loading else _Node()
+        for name, v in nodes_spec[index]:
+            node.__dict__[name] = value(v)
+        built[index] = node
+    return built[0]
+
+
+def _graphs() -> Any:
+    from hypothesis import strategies as st
+
+    @st.composite
+    def graphs(draw: Any) -> Any:
+        nodes = draw(st.integers(1, 10))
+        names = st.sampled_from(["a", "b", "_b", "layers", "_layers", "Z", "z_1", "z"])
+        spec = []
+        for index in range(nodes):
+            attrs = draw(st.lists(names, max_size=4, unique=True))
+            spec.append([(name, _graph_values(draw, st, nodes, index, 0)) for name in attrs])
+        loading = draw(st.sets(st.integers(0, nodes - 1)))
+        failing = draw(st.sets(st.sampled_from(sorted(loading)))) if loading and draw(st.booleans()) else set()
+        return spec, loading, failing
+
+    return graphs()
+
+
+def test_the_plain_traversal_visits_synthetic_graphs_as_keras() -> None:
+    """On random graphs of objects, shared objects and nested lists, tuples and dicts: where
+    no ``load_own_variables`` fails, the plain traversal loads the objects Keras's
+    ``_load_state`` loads, at the same paths, in the same order; where one fails, it gives up
+    (``NotPlain``) having followed Keras up to there."""
+    from hypothesis import Phase, given, settings
+
+    from weightio.keras.walk import NotPlain, faster_traversal, plain_load_state
+
+    @settings(max_examples=300, deadline=None, derandomize=True, phases=[Phase.generate])
+    @given(_graphs(), st_booleans())
+    def check(spec: Any, present: bool) -> None:
+        log = _Log()
+        root = _build_graph(spec, log)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras warns about nested containers not in the store
+            saving_lib._load_state(
+                root, _PathStore(present), None, "", visited_saveables=set(), failed_saveables=set(), error_msgs={}
+            )
+        failing = {id(n) for n in _all_nodes(root) if getattr(n, "_fails_", False)}
+        keras_log, log.calls = log.calls, []
+        store = _PathStore(present)
+        with faster_traversal() as helpers:
+            try:
+                plain_load_state(root, lambda obj, path: obj.load_own_variables(store.get(path)), helpers)
+                gave_up = False
+            except NotPlain:
+                gave_up = True
+        first_failure = next((k for k, (i, _) in enumerate(keras_log) if i in failing), None)
+        assert gave_up == (first_failure is not None)
+        assert log.calls == (keras_log if first_failure is None else keras_log[: first_failure + 1])
+
+    check()
+
+
+def st_booleans() -> Any:
+    from hypothesis import strategies as st
+
+    return st.booleans()
+
+
+def _all_nodes(root: Any) -> list[Any]:
+    found: dict[int, Any] = {}
+
+    def visit(value: Any) -> None:
+        if isinstance(value, _Node):
+            if id(value) in found:
+                return
+            found[id(value)] = value
+            for name, child in value.__dict__.items():
+                if not name.endswith("_"):
+                    visit(child)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+
+    visit(root)
+    return list(found.values())
+
+
+def test_the_plain_traversal_gives_up_where_an_object_is_reached_from_within_itself() -> None:
+    """Keras's ``_load_state`` marks an object visited only after its children, and would load
+    one reached again from within itself without end: the plain traversal gives up there."""
+    from weightio.keras.walk import NotPlain, faster_traversal, plain_load_state
+
+    log = _Log()
+    outer, inner = _LoadingNode(log, False), _LoadingNode(log, False)
+    outer.__dict__["inner"] = inner
+    inner.__dict__["back"] = [outer]
+    store = _PathStore(True)
+    with faster_traversal() as helpers, pytest.raises(NotPlain, match="from within itself"):
+        plain_load_state(outer, lambda obj, path: obj.load_own_variables(store.get(path)), helpers)
+    assert log.calls == [(id(outer), ""), (id(inner), "inner")]
 
 
 def test_unusual_children_load_as_keras_loads_them(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from keras.src.saving import saving_lib
@@ -18,7 +18,7 @@ from . import report
 from .prefetch import Deferred, LazyReadFailed, handed_out, prefetch_all, reading_ahead
 from .remembered import Notes, Remembered, remember
 from .safe import safe_group
-from .walk import faster_traversal
+from .walk import NotPlain, faster_traversal, plain_load_state, plain_traversal_known
 
 
 class WeightioStore(saving_lib.H5IOStore):
@@ -172,6 +172,11 @@ def load(
             pass
     if objects_to_skip is None:
         try:
+            if plain_traversal_known():
+                try:
+                    return _traverse(model, sources, skip_mismatch, None, threads, meter, lazy=True, plain=True)
+                except NotPlain:
+                    pass  # Keras's own traversal, below, does what Keras does
             return _traverse(model, sources, skip_mismatch, None, threads, meter, lazy=True)
         except LazyReadFailed:
             pass  # read everything first, as below: it reports the file's problem exactly
@@ -186,8 +191,11 @@ def _traverse(
     threads: int | None,
     meter: Any,
     lazy: bool,
+    plain: bool = False,
 ) -> tuple[int, report.Details]:
     """Keras's own traversal over weightio's store; remembers the plan for replays.
+    ``plain``: walk.py's ``plain_load_state`` instead of Keras's ``_load_state``, giving up
+    with ``NotPlain`` where anything fails (the caller then runs Keras's).
 
     ``lazy``: the values given to Keras's own ``load_own_variables`` of the layers and
     optimizers that only hand them to ``assign`` (``_assigns_only``) are read at the end, in
@@ -204,18 +212,21 @@ def _traverse(
     handed: list[list[int]] = []
     ahead = list(store.prefetched.values()) if lazy and meter is None else []
     with reading_ahead(ahead, threads, ahead_allocator()):  # until the end of the read
-        with recording() as recorder, _observing(steps, store, handed, lazy):
+        with recording() as recorder, _observing(steps, store, handed, lazy) as observed:
             try:
-                saving_lib._load_state(
-                    model,
-                    weights_store=store,
-                    assets_store=None,
-                    inner_path="",
-                    skip_mismatch=skip_mismatch,
-                    visited_saveables=visited,
-                    failed_saveables=failed,
-                    error_msgs=errors,
-                )
+                if plain:
+                    observed(model)
+                else:
+                    saving_lib._load_state(
+                        model,
+                        weights_store=store,
+                        assets_store=None,
+                        inner_path="",
+                        skip_mismatch=skip_mismatch,
+                        visited_saveables=visited,
+                        failed_saveables=failed,
+                        error_msgs=errors,
+                    )
             finally:
                 if store.read_failed:  # even where Keras took the error for a mismatch
                     raise LazyReadFailed
@@ -324,22 +335,30 @@ def signature(model: Any) -> tuple[Any, ...]:
 @contextlib.contextmanager
 def _observing(
     steps: list[tuple[Any, str]], store: WeightioStore, handed: list[list[int]], lazy: bool = False
-) -> Iterator[None]:
+) -> Iterator[Callable[[Any], None]]:
     """Records, in order, each (object, path) whose ``load_own_variables`` Keras calls, and
     the ids of the values the store hands each of them. ``lazy``: unread values are handed
-    to the objects whose ``load_own_variables`` only assigns them (``_assigns_only``)."""
+    to the objects whose ``load_own_variables`` only assigns them (``_assigns_only``).
+    Gives ``plain_load_state`` for the store, observed likewise."""
     original = saving_lib._load_state
     pure_loaders = _assigns_only() if lazy else frozenset()
+
+    def observe(saveable: Any, inner_path: str) -> None:
+        steps.append((saveable, inner_path))
+        store.handed = []
+        handed.append(store.handed)
+        store.lazy_ok = loads_with(saveable, pure_loaders)
 
     def observed(saveable: Any, weights_store: Any, assets_store: Any, inner_path: str, **kw: Any) -> Any:
         visited = kw.get("visited_saveables")
         ours = weights_store is store  # another thread's load through Keras is not observed
         if ours and not (visited and id(saveable) in visited) and hasattr(saveable, "load_own_variables"):
-            steps.append((saveable, inner_path))
-            store.handed = []
-            handed.append(store.handed)
-            store.lazy_ok = loads_with(saveable, pure_loaders)
+            observe(saveable, inner_path)
         return original(saveable, weights_store, assets_store, inner_path, **kw)
 
-    with patched(saving_lib, _load_state=observed), faster_traversal():
-        yield
+    def load(saveable: Any, inner_path: str) -> None:
+        observe(saveable, inner_path)
+        saveable.load_own_variables(store.get(inner_path))
+
+    with patched(saving_lib, _load_state=observed), faster_traversal() as helpers:
+        yield functools.partial(plain_load_state, load=load, helpers=helpers)

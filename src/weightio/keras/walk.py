@@ -172,9 +172,9 @@ def _local_join(file_utils: Any) -> Callable[..., Any]:
 
 
 @contextlib.contextmanager
-def faster_traversal() -> Iterator[None]:
+def faster_traversal() -> Iterator[types.SimpleNamespace]:
     """Within the block, this thread's Keras 3 ``saving_lib._load_state`` runs on the cached
-    helpers."""
+    helpers; gives them (``walk``, ``join``, ``snake``) for ``plain_load_state``."""
     from keras.src.saving import saving_lib
     from keras.src.saving.keras_saveable import KerasSaveable
     from keras.src.utils import file_utils, naming
@@ -195,12 +195,15 @@ def faster_traversal() -> Iterator[None]:
         order=lambda names: sorted(sorted(names), key=saving_lib._name_key),  # dir()'s, then Keras's
         followed=lambda child: isinstance(child, followed_types),
     )
+    helpers = types.SimpleNamespace(
+        walk=walk, join=_local_join(file_utils), snake=functools.cache(naming.to_snake_case)
+    )
     with (
         patched(saving_lib, get_attr_skipset=skipsets, _walk_saveable=walk),
-        patched(naming, to_snake_case=functools.cache(naming.to_snake_case)),
-        patched(file_utils, join=_local_join(file_utils)),
+        patched(naming, to_snake_case=helpers.snake),
+        patched(file_utils, join=helpers.join),
     ):
-        yield
+        yield helpers
 
 
 @contextlib.contextmanager
@@ -244,3 +247,103 @@ def faster_tf_keras_traversal() -> Iterator[None]:
         patched(generic_utils, to_snake_case=functools.cache(generic_utils.to_snake_case)),
     ):
         yield
+
+
+# -- Keras 3's _load_state, when nothing fails ----------------------------------------------
+# Past the walk itself, a first load of many small layers spends most of its traversal in
+# Keras's ``_load_state`` / ``_load_container_state`` bookkeeping (two imports and two type
+# checks of the stores per call, failure accounting, a ``has_path`` lookup in the file for
+# every nested container, most of which only list layers loaded already). Where nothing
+# fails, all of that decides nothing: ``plain_load_state`` visits the same objects in the
+# same order with the same inner paths, and gives up (``NotPlain``) at anything else, for
+# Keras's own traversal to run from the start.
+
+# The Keras functions whose success path ``plain_load_state`` follows, by a digest of their
+# source (Keras 3.15): another Keras gets its own traversal until this one is checked against it.
+_MIRRORED = {
+    "_load_state": "6dcef2082c1d2c75",
+    "_load_container_state": "0eba305c852b5dd8",
+    "_get_unique_name": "0cc4285de332f163",
+    "_container_path_present": "2613d7a1ffcb12bb",
+}
+
+
+class NotPlain(Exception):
+    """The traversal met something Keras's own handles in its own way: a failure (Keras
+    collects it, warns or retries the object later), or an object reached again from within
+    itself."""
+
+
+@functools.cache
+def plain_traversal_known() -> bool:
+    """Whether this Keras's ``_load_state`` is the one ``plain_load_state`` follows."""
+    import hashlib
+    import inspect
+
+    from keras.src.saving import saving_lib
+
+    try:
+        found = {
+            name: hashlib.sha256(inspect.getsource(getattr(saving_lib, name)).encode()).hexdigest()[:16]
+            for name in _MIRRORED
+        }
+    except (AttributeError, OSError, TypeError):  # renamed, or no source to compare
+        return False
+    return found == _MIRRORED
+
+
+def plain_load_state(root: Any, load: Callable[[Any, str], None], helpers: Any) -> None:
+    """Keras 3's ``_load_state(root, store, None, "", visited_saveables=set(),
+    failed_saveables=set(), ...)`` where nothing fails: ``load(saveable, inner_path)`` is
+    called where Keras calls ``saveable.load_own_variables(store.get(inner_path))``, for the
+    same objects, in the same order; ``helpers``: what ``faster_traversal()`` gives. Raises
+    ``NotPlain`` (from the error) where anything raises, and for an object met again while its
+    own children are walked (Keras would load it again, without end)."""
+    from keras.src.saving import saving_lib
+    from keras.src.saving.keras_saveable import KerasSaveable
+
+    walk, join, snake = helpers.walk, helpers.join, helpers.snake
+    unique = saving_lib._get_unique_name
+    containers = (list, dict, tuple)
+    visited: set[int] = set()  # done, with all their children: passed by when met again
+    entered: set[int] = set()
+
+    def state(saveable: Any, parent: str, name: str | None) -> None:
+        # The inner path is ``parent`` joined with ``name`` (the root's: ``parent``), joined
+        # only for an object not visited yet.
+        key = id(saveable)
+        if key in visited:
+            return
+        path = parent if name is None else join(parent, name).replace("\\", "/")
+        if key in entered:
+            raise NotPlain(f"{type(saveable).__name__} at {path!r} is reached from within itself")
+        entered.add(key)
+        if hasattr(saveable, "load_own_variables"):
+            load(saveable, path)
+        for attr, child in walk(saveable):
+            if isinstance(child, KerasSaveable):
+                state(child, path, attr)
+            elif isinstance(child, containers):
+                container(child, join(path, attr).replace("\\", "/"), set())
+        visited.add(key)
+
+    def container(items: Any, path: str, seen: set[int]) -> None:
+        # Keras checks whether a nested container's group is in the file and, where it is
+        # not, loads its unvisited objects tolerating failures; without failures (else
+        # NotPlain) both ways do the same.
+        if id(items) in seen:
+            return
+        seen.add(id(items))
+        used: dict[str, int] = {}
+        for item in list(items.values()) if isinstance(items, dict) else items:
+            if isinstance(item, KerasSaveable):
+                state(item, path, unique(snake(item.__class__.__name__), used))
+            elif isinstance(item, containers):
+                container(item, join(path, unique("container", used)).replace("\\", "/"), seen)
+
+    try:
+        state(root, "", None)
+    except NotPlain:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Keras's own traversal reports (or tolerates) it
+        raise NotPlain(str(exc)) from exc
