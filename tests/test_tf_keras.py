@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import tf_keras  # the test extra installs it: a missing tf-keras fails here, loudly
 
+import traversal_graphs
 import weightio.keras as wk
 from keras_spies import taken_ahead, tensorflow_read_into
 from fixtures import recompress_and_corrupt
@@ -599,6 +600,92 @@ def test_the_faster_traversal_visits_what_tf_keras_visits(name: str) -> None:
     expected = _visits(model, faster=False)
     assert len(expected) > 2
     assert _visits(model, faster=True) == expected
+
+
+# -- tf-keras's _load_state where nothing fails (weightio.keras.walk.plain_tf_keras_load_state)
+
+
+def test_the_plain_traversal_follows_this_tf_keras() -> None:
+    """weightio's plain traversal follows tf-keras 2.21's ``_load_state``; another tf-keras
+    gets its own traversal, and fails this test until ``walk._MIRRORED_TF_KERAS`` is checked."""
+    from weightio.keras.walk import plain_tf_keras_traversal_known
+
+    assert plain_tf_keras_traversal_known(), f"tf-keras {tf_keras.__version__}: check walk.plain_tf_keras_load_state"
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_the_plain_traversal_loads_what_tf_keras_loads(name: str, tmp_path: Path, monkeypatch) -> None:
+    """A first ``.weights.h5`` load through the plain traversal calls the same objects'
+    ``load_own_variables`` with the same paths, in the same order, as tf-keras's
+    ``_load_state``, and gives the same variables."""
+    model = build(name, seed=0)
+    path = save(model, "weights_h5", tmp_path)
+
+    mine = build(name, seed=1)
+    found, states = [], []
+    for plain in (False, True):
+        wk.forget_plans(mine)
+        randomize(mine, 1)
+        monkeypatch.setattr(tf_keras_loader, "plain_tf_keras_traversal_known", lambda plain=plain: plain)
+        wk.load_weights(mine, str(path))
+        found.append([(id(obj), inner) for obj, inner in tf_keras_loader._PLANS[mine].steps])
+        states.append(state(mine))
+    assert len(found[0]) > 1
+    assert found[1] == found[0]
+    assert states[1] == states[0]
+
+
+class _Node(tf_keras.losses.Loss):
+    """An object of a synthetic graph for the traversal (a Loss: one of the classes tf-keras
+    follows); its children are its attributes."""
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        return y_pred
+
+
+class _LoadingNode(_Node):
+    def __init__(self, log: traversal_graphs.Log, fails: bool) -> None:
+        super().__init__()
+        traversal_graphs.loading(self, log, fails)
+
+    def load_own_variables(self, store: Any) -> None:
+        traversal_graphs.note(self, store)
+
+
+class _PathStore:
+    """A store that only tells each object the path it was asked for."""
+
+    path = None
+
+    def get(self, path: str) -> Any:
+        self.path = path
+        return self
+
+
+def test_the_plain_traversal_visits_synthetic_graphs_as_tf_keras() -> None:
+    """On random graphs of objects, shared objects and (nested) lists, tuples, dicts and sets:
+    where no ``load_own_variables`` fails, the plain traversal loads the objects tf-keras's
+    ``_load_state`` loads, at the same paths, in the same order; where one fails, it gives up
+    (``NotPlain``) having followed tf-keras up to there."""
+    from tf_keras.src.saving import saving_lib
+
+    from weightio.keras.walk import NotPlain, faster_tf_keras_traversal, plain_tf_keras_load_state
+
+    def tf_keras_run(root: Any, _: bool) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # skip_mismatch: tf-keras warns and goes on
+            saving_lib._load_state(root, _PathStore(), None, "", skip_mismatch=True, visited_trackables=set())
+
+    def plain_run(root: Any, _: bool) -> bool:
+        store = _PathStore()
+        with faster_tf_keras_traversal() as helpers:
+            try:
+                plain_tf_keras_load_state(root, lambda obj, path: obj.load_own_variables(store.get(path)), helpers)
+            except NotPlain:
+                return False
+        return True
+
+    traversal_graphs.check_against(_Node, _LoadingNode, tf_keras_run, plain_run, ("list", "tuple", "dict", "set"))
 
 
 def test_a_first_v3_load_reads_the_assigned_values_at_its_end(files, monkeypatch) -> None:

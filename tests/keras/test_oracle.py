@@ -37,6 +37,7 @@ from keras.src.saving import saving_api, saving_lib
 from keras.src.saving.keras_saveable import KerasSaveable
 
 import models
+import traversal_graphs
 from keras_spies import taken_ahead, tensorflow_read_into
 from fixtures import recompress_and_corrupt
 import weightio
@@ -1839,25 +1840,15 @@ class _Node(KerasSaveable):
     """An object of a synthetic graph for the traversal: its children are its attributes."""
 
     def _obj_type(self) -> str:
-        return "Loss"  # one Keras knows, whose skip set has none of the names below
-
-
-class _Log:
-    """Where loading nodes note (their id, the path they were given): not a container."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, str]] = []
+        return "Loss"  # one Keras knows, whose skip set has none of traversal_graphs.NAMES
 
 
 class _LoadingNode(_Node):
-    def __init__(self, log: _Log, fails: bool) -> None:
-        self.__dict__["_log_"] = log
-        self.__dict__["_fails_"] = fails
+    def __init__(self, log: traversal_graphs.Log, fails: bool) -> None:
+        traversal_graphs.loading(self, log, fails)
 
     def load_own_variables(self, store: Any) -> None:
-        self._log_.calls.append((id(self), store.path))
-        if self._fails_:
-            raise ValueError("mismatch")
+        traversal_graphs.note(self, store)
 
 
 class _PathStore(saving_lib.H5IOStore):
@@ -1878,121 +1869,30 @@ class _PathStore(saving_lib.H5IOStore):
         return True
 
 
-def _graph_values(draw: Any, st: Any, nodes: int, index: int, depth: int) -> Any:
-    """A child value of node ``index``: a later node (so the graph has no cycle), a
-    container of values, or something the traversal passes by."""
-    kinds = ["plain"] + (["node"] * 3 if index + 1 < nodes else []) + (["list", "tuple", "dict"] * 2 if depth < 3 else [])
-    kind = draw(st.sampled_from(kinds))
-    if kind == "node":
-        return ("node", draw(st.integers(index + 1, nodes - 1)))
-    if kind == "plain":
-        return ("plain", draw(st.integers(0, 3)))
-    items = [_graph_values(draw, st, nodes, index, depth + 1) for _ in range(draw(st.integers(0, 3)))]
-    return (kind, items)
-
-
-def _build_graph(spec: Any, log: _Log) -> Any:
-    nodes_spec, loading, failing = spec
-    built: list[Any] = [None] * len(nodes_spec)
-
-    def value(v: Any) -> Any:
-        kind, payload = v
-        if kind == "node":
-            return built[payload]
-        if kind == "plain":
-            return payload
-        items = [value(item) for item in payload]
-        if kind == "dict":
-            return {f"k{i}": item for i, item in enumerate(items)}
-        return items if kind == "list" else tuple(items)
-
-    for index in reversed(range(len(nodes_spec))):
-        node = _LoadingNode(log, index in failing) if index in loading else _Node()
-        for name, v in nodes_spec[index]:
-            node.__dict__[name] = value(v)
-        built[index] = node
-    return built[0]
-
-
-def _graphs() -> Any:
-    from hypothesis import strategies as st
-
-    @st.composite
-    def graphs(draw: Any) -> Any:
-        nodes = draw(st.integers(1, 10))
-        names = st.sampled_from(["a", "b", "_b", "layers", "_layers", "Z", "z_1", "z"])
-        spec = []
-        for index in range(nodes):
-            attrs = draw(st.lists(names, max_size=4, unique=True))
-            spec.append([(name, _graph_values(draw, st, nodes, index, 0)) for name in attrs])
-        loading = draw(st.sets(st.integers(0, nodes - 1)))
-        failing = draw(st.sets(st.sampled_from(sorted(loading)))) if loading and draw(st.booleans()) else set()
-        return spec, loading, failing
-
-    return graphs()
-
-
 def test_the_plain_traversal_visits_synthetic_graphs_as_keras() -> None:
     """On random graphs of objects, shared objects and nested lists, tuples and dicts: where
     no ``load_own_variables`` fails, the plain traversal loads the objects Keras's
     ``_load_state`` loads, at the same paths, in the same order; where one fails, it gives up
     (``NotPlain``) having followed Keras up to there."""
-    from hypothesis import Phase, given, settings
-
     from weightio.keras.walk import NotPlain, faster_traversal, plain_load_state
 
-    @settings(max_examples=300, deadline=None, derandomize=True, phases=[Phase.generate])
-    @given(_graphs(), st_booleans())
-    def check(spec: Any, present: bool) -> None:
-        log = _Log()
-        root = _build_graph(spec, log)
+    def keras_run(root: Any, present: bool) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Keras warns about nested containers not in the store
             saving_lib._load_state(
                 root, _PathStore(present), None, "", visited_saveables=set(), failed_saveables=set(), error_msgs={}
             )
-        failing = {id(n) for n in _all_nodes(root) if getattr(n, "_fails_", False)}
-        keras_log, log.calls = log.calls, []
+
+    def plain_run(root: Any, present: bool) -> bool:
         store = _PathStore(present)
         with faster_traversal() as helpers:
             try:
                 plain_load_state(root, lambda obj, path: obj.load_own_variables(store.get(path)), helpers)
-                gave_up = False
             except NotPlain:
-                gave_up = True
-        first_failure = next((k for k, (i, _) in enumerate(keras_log) if i in failing), None)
-        assert gave_up == (first_failure is not None)
-        assert log.calls == (keras_log if first_failure is None else keras_log[: first_failure + 1])
+                return False
+        return True
 
-    check()
-
-
-def st_booleans() -> Any:
-    from hypothesis import strategies as st
-
-    return st.booleans()
-
-
-def _all_nodes(root: Any) -> list[Any]:
-    found: dict[int, Any] = {}
-
-    def visit(value: Any) -> None:
-        if isinstance(value, _Node):
-            if id(value) in found:
-                return
-            found[id(value)] = value
-            for name, child in value.__dict__.items():
-                if not name.endswith("_"):
-                    visit(child)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                visit(item)
-        elif isinstance(value, dict):
-            for item in value.values():
-                visit(item)
-
-    visit(root)
-    return list(found.values())
+    traversal_graphs.check_against(_Node, _LoadingNode, keras_run, plain_run)
 
 
 def test_the_plain_traversal_gives_up_where_an_object_is_reached_from_within_itself() -> None:
@@ -2000,7 +1900,7 @@ def test_the_plain_traversal_gives_up_where_an_object_is_reached_from_within_its
     one reached again from within itself without end: the plain traversal gives up there."""
     from weightio.keras.walk import NotPlain, faster_traversal, plain_load_state
 
-    log = _Log()
+    log = traversal_graphs.Log()
     outer, inner = _LoadingNode(log, False), _LoadingNode(log, False)
     outer.__dict__["inner"] = inner
     inner.__dict__["back"] = [outer]

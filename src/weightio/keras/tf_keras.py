@@ -36,7 +36,7 @@ from .assign import (
 from .formats import WeightSources
 from .prefetch import Deferred, LazyArray, LazyReadFailed, Prefetched, Source, handed_out, prefetch_all, reading_ahead
 from .remembered import Notes, Remembered, ReplayStore, remember
-from .walk import faster_tf_keras_traversal
+from .walk import NotPlain, faster_tf_keras_traversal, plain_tf_keras_load_state, plain_tf_keras_traversal_known
 
 
 def is_tf_keras_model(model: Any) -> bool:
@@ -332,12 +332,14 @@ def load_v3(
             recorded.clear()
             return False
 
-    def traversed(lazy: bool) -> tuple[list[tuple[Any, str]], Prefetched | Deferred, _Store]:
+    def traversed(lazy: bool, plain_walk: bool = False) -> tuple[list[tuple[Any, str]], Prefetched | Deferred, _Store]:
         """tf-keras's traversal over the file, recorded, then assigned; remembers the plan.
         ``lazy``: objects whose ``load_own_variables`` is tf-keras's own (``plain``) are
         handed their values unread, read at the end (as in a replay); raises
         ``LazyReadFailed`` (nothing assigned) if a value handed out unread cannot be read.
-        Otherwise every dataset is read first."""
+        Otherwise every dataset is read first. ``plain_walk``: walk.py's
+        ``plain_tf_keras_load_state`` instead of tf-keras's ``_load_state``; raises
+        ``NotPlain`` (nothing assigned) where anything fails."""
         steps: list[tuple[Any, str]] = []
         source: Prefetched | Deferred
         source = Deferred(file, threads) if lazy else next(iter(prefetch_all({"": file}, threads, meter).values()))
@@ -352,18 +354,30 @@ def load_v3(
                 store.lazy_ok = lazy and loads_with(trackable, plain)
             return original_load_state(trackable, weights_store, *args, **kwargs)
 
+        def load_observed(trackable: Any, inner_path: str) -> None:
+            steps.append((trackable, inner_path))
+            store.lazy_ok = lazy and loads_with(trackable, plain)
+            trackable.load_own_variables(store.get(inner_path))
+
         ahead = [source] if isinstance(source, Deferred) and meter is None else []
         with reading_ahead(ahead, threads, tensorflow_allocator()):  # until the end of the read
-            with patched(saving_lib, _load_state=observed), faster_tf_keras_traversal(), _recording_tf_assign(recorded):
+            with (
+                patched(saving_lib, _load_state=observed),
+                faster_tf_keras_traversal() as helpers,
+                _recording_tf_assign(recorded),
+            ):
                 try:
-                    saving_lib._load_state(
-                        model,
-                        weights_store=store,
-                        assets_store=None,
-                        inner_path="",
-                        skip_mismatch=skip_mismatch,
-                        visited_trackables=set(),
-                    )
+                    if plain_walk:
+                        plain_tf_keras_load_state(model, load_observed, helpers)
+                    else:
+                        saving_lib._load_state(
+                            model,
+                            weights_store=store,
+                            assets_store=None,
+                            inner_path="",
+                            skip_mismatch=skip_mismatch,
+                            visited_trackables=set(),
+                        )
                 finally:
                     if store.read_failed:  # even where skip_mismatch took the error for a mismatch
                         raise LazyReadFailed
@@ -401,7 +415,13 @@ def load_v3(
     if steps is None:
         lazy = tf.executing_eagerly()
         try:
-            steps, source, store = traversed(lazy)
+            if lazy and plain_tf_keras_traversal_known():
+                try:
+                    steps, source, store = traversed(lazy, plain_walk=True)
+                except NotPlain:
+                    recorded.clear()  # nothing was assigned: tf-keras's traversal does what it does
+            if steps is None:
+                steps, source, store = traversed(lazy)
         except LazyReadFailed:
             recorded.clear()  # nothing was assigned: read first, which reports the problem
             steps, source, store = traversed(False)

@@ -207,31 +207,38 @@ def faster_traversal() -> Iterator[types.SimpleNamespace]:
 
 
 @contextlib.contextmanager
-def faster_tf_keras_traversal() -> Iterator[None]:
+def faster_tf_keras_traversal() -> Iterator[types.SimpleNamespace]:
     """Within the block, this thread's tf-keras ``saving_lib._load_state`` runs on the cached
-    helpers. ``Layer._tracking_metadata`` (the layer's config as JSON, for SavedModel),
-    ``Layer.stateful`` and ``Layer.dynamic`` (booleans, over every sublayer) are not evaluated:
-    the walk passes strings and booleans by."""
+    helpers (given for ``plain_tf_keras_load_state``). ``Layer._tracking_metadata`` (the
+    layer's config as JSON, for SavedModel), ``Layer.stateful`` and ``Layer.dynamic``
+    (booleans, over every sublayer) are not evaluated: the walk passes strings and booleans by."""
     from tf_keras.src.engine import base_layer
     from tf_keras.src.saving import saving_lib
     from tf_keras.src.utils import generic_utils
 
-    trackable = saving_lib._is_keras_trackable
+    is_trackable = saving_lib._is_keras_trackable
     containers = (list, dict, tuple, set)
     skiplist = saving_lib.ATTR_SKIPLIST
-    known: dict[tuple[type, Any], bool] = {}
 
-    def followed(child: Any) -> bool:
+    def by_kind(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
         # isinstance() depends only on the type and ``__class__`` (a proxy's may differ);
         # tf-keras's check imports a module and asks four classes each time.
-        try:
-            kinds = (type(child), child.__class__)
-        except Exception:  # noqa: BLE001 - a ``__class__`` that fails: ask every time
-            return isinstance(child, containers) or trackable(child)
-        answer = known.get(kinds)
-        if answer is None:
-            answer = known[kinds] = isinstance(child, containers) or trackable(child)
-        return answer
+        known: dict[tuple[type, Any], bool] = {}
+
+        def cached(child: Any) -> bool:
+            try:
+                kinds = (type(child), child.__class__)
+            except Exception:  # noqa: BLE001 - a ``__class__`` that fails: ask every time
+                return check(child)
+            answer = known.get(kinds)
+            if answer is None:
+                answer = known[kinds] = check(child)
+            return answer
+
+        return cached
+
+    trackable = by_kind(is_trackable)
+    followed = by_kind(lambda child: isinstance(child, containers) or is_trackable(child))
 
     layer = base_layer.Layer.__dict__
     walk = _Walk(
@@ -242,11 +249,14 @@ def faster_tf_keras_traversal() -> Iterator[None]:
         # A JSON string, and two booleans (any() over the layer and its sublayers).
         passed_by=frozenset({layer["_tracking_metadata"], layer["stateful"], layer["dynamic"]}),
     )
+    helpers = types.SimpleNamespace(
+        walk=walk, snake=functools.cache(generic_utils.to_snake_case), followed=followed, trackable=trackable
+    )
     with (
         patched(saving_lib, _walk_trackable=walk),
-        patched(generic_utils, to_snake_case=functools.cache(generic_utils.to_snake_case)),
+        patched(generic_utils, to_snake_case=helpers.snake),
     ):
-        yield
+        yield helpers
 
 
 # -- Keras 3's _load_state, when nothing fails ----------------------------------------------
@@ -274,22 +284,27 @@ class NotPlain(Exception):
     itself."""
 
 
-@functools.cache
-def plain_traversal_known() -> bool:
-    """Whether this Keras's ``_load_state`` is the one ``plain_load_state`` follows."""
+def _sources_match(module: Any, digests: dict[str, str]) -> bool:
+    """Whether the named functions of ``module`` have these source digests."""
     import hashlib
     import inspect
 
-    from keras.src.saving import saving_lib
-
     try:
         found = {
-            name: hashlib.sha256(inspect.getsource(getattr(saving_lib, name)).encode()).hexdigest()[:16]
-            for name in _MIRRORED
+            name: hashlib.sha256(inspect.getsource(getattr(module, name)).encode()).hexdigest()[:16]
+            for name in digests
         }
     except (AttributeError, OSError, TypeError):  # renamed, or no source to compare
         return False
-    return found == _MIRRORED
+    return found == digests
+
+
+@functools.cache
+def plain_traversal_known() -> bool:
+    """Whether this Keras's ``_load_state`` is the one ``plain_load_state`` follows."""
+    from keras.src.saving import saving_lib
+
+    return _sources_match(saving_lib, _MIRRORED)
 
 
 def plain_load_state(root: Any, load: Callable[[Any, str], None], helpers: Any) -> None:
@@ -299,18 +314,16 @@ def plain_load_state(root: Any, load: Callable[[Any, str], None], helpers: Any) 
     same objects, in the same order; ``helpers``: what ``faster_traversal()`` gives. Raises
     ``NotPlain`` (from the error) where anything raises, and for an object met again while its
     own children are walked (Keras would load it again, without end)."""
-    from keras.src.saving import saving_lib
     from keras.src.saving.keras_saveable import KerasSaveable
 
     walk, join, snake = helpers.walk, helpers.join, helpers.snake
-    unique = saving_lib._get_unique_name
     containers = (list, dict, tuple)
     visited: set[int] = set()  # done, with all their children: passed by when met again
     entered: set[int] = set()
 
+    # Inner paths are joined only where an object not visited yet needs one: a model's
+    # containers list its layers several times (``layers``, ``_operations_by_depth``, ...).
     def state(saveable: Any, parent: str, name: str | None) -> None:
-        # The inner path is ``parent`` joined with ``name`` (the root's: ``parent``), joined
-        # only for an object not visited yet.
         key = id(saveable)
         if key in visited:
             return
@@ -324,26 +337,110 @@ def plain_load_state(root: Any, load: Callable[[Any, str], None], helpers: Any) 
             if isinstance(child, KerasSaveable):
                 state(child, path, attr)
             elif isinstance(child, containers):
-                container(child, join(path, attr).replace("\\", "/"), set())
+                container(child, path, attr, set())
         visited.add(key)
 
-    def container(items: Any, path: str, seen: set[int]) -> None:
+    def container(items: Any, parent: str, name: str, seen: set[int]) -> None:
         # Keras checks whether a nested container's group is in the file and, where it is
         # not, loads its unvisited objects tolerating failures; without failures (else
-        # NotPlain) both ways do the same.
+        # NotPlain) both ways do the same. Members are named as ``_get_unique_name`` does:
+        # the snake-case class name (or "container"), then _1, _2, ... for its repeats.
         if id(items) in seen:
             return
         seen.add(id(items))
+        path = None
         used: dict[str, int] = {}
         for item in list(items.values()) if isinstance(items, dict) else items:
-            if isinstance(item, KerasSaveable):
-                state(item, path, unique(snake(item.__class__.__name__), used))
+            nested = not isinstance(item, KerasSaveable)
+            if not nested:
+                base = snake(item.__class__.__name__)
             elif isinstance(item, containers):
-                container(item, join(path, unique("container", used)).replace("\\", "/"), seen)
+                base = "container"
+            else:
+                continue
+            count = used[base] = used[base] + 1 if base in used else 0
+            if not nested and id(item) in visited:
+                continue
+            if path is None:
+                path = join(parent, name).replace("\\", "/")
+            member = f"{base}_{count}" if count else base
+            if nested:
+                container(item, path, member, seen)
+            else:
+                state(item, path, member)
 
     try:
         state(root, "", None)
     except NotPlain:
         raise
     except Exception as exc:  # noqa: BLE001 - Keras's own traversal reports (or tolerates) it
+        raise NotPlain(str(exc)) from exc
+
+
+# -- tf-keras's _load_state, when nothing fails -----------------------------------------------
+# tf-keras's traversal is simpler (an object is marked visited before its children, and
+# containers are not searched for nested ones), but as in Keras 3 most of a first load of
+# many small layers goes to its per-call work: a path joined by ``tf.io.gfile.join`` for
+# every child, visited or not, and an import and four type checks in every
+# ``_is_keras_trackable``.
+
+# As ``_MIRRORED``, for tf-keras 2.21.
+_MIRRORED_TF_KERAS = {
+    "_load_state": "1e4534dafc4c34e5",
+    "_load_container_state": "2c9d961ad18ea5cf",
+    "_is_keras_trackable": "6a84f48fdc4b9efe",
+}
+
+
+@functools.cache
+def plain_tf_keras_traversal_known() -> bool:
+    """Whether this tf-keras's ``_load_state`` is the one ``plain_tf_keras_load_state`` follows."""
+    from tf_keras.src.saving import saving_lib
+
+    return _sources_match(saving_lib, _MIRRORED_TF_KERAS)
+
+
+def plain_tf_keras_load_state(root: Any, load: Callable[[Any, str], None], helpers: Any) -> None:
+    """tf-keras's ``_load_state(root, store, None, "", visited_trackables=set())`` where nothing
+    fails: ``load(trackable, inner_path)`` where tf-keras calls
+    ``trackable.load_own_variables(store.get(inner_path))``, for the same objects in the same
+    order; ``helpers``: what ``faster_tf_keras_traversal()`` gives. Raises ``NotPlain`` (from
+    the error) where anything raises."""
+    walk, snake, trackable = helpers.walk, helpers.snake, helpers.trackable
+    containers = (list, dict, tuple, set)
+    visited: set[int] = set()
+
+    def join(parent: str, name: str) -> str:
+        # ``tf.io.gfile.join`` of str parts: a URL's join where the path has a scheme.
+        if "://" in parent[1:]:
+            import tensorflow as tf
+
+            return tf.io.gfile.join(parent, name)
+        return os.path.join(parent, name)
+
+    def state(obj: Any, path: str) -> None:
+        if id(obj) in visited:
+            return
+        if hasattr(obj, "load_own_variables"):
+            load(obj, path)
+        visited.add(id(obj))
+        for attr, child in walk(obj):
+            if trackable(child):
+                if id(child) not in visited:
+                    state(child, join(path, attr))
+            elif isinstance(child, containers):
+                container(child, join(path, attr))
+
+    def container(items: Any, path: str) -> None:
+        used: dict[str, int] = {}
+        for item in list(items.values()) if isinstance(items, dict) else items:
+            if not trackable(item) or id(item) in visited:
+                continue
+            base = snake(item.__class__.__name__)
+            count = used[base] = used[base] + 1 if base in used else 0
+            state(item, join(path, f"{base}_{count}" if count else base))
+
+    try:
+        state(root, "")
+    except Exception as exc:  # noqa: BLE001 - tf-keras's own traversal reports (or tolerates) it
         raise NotPlain(str(exc)) from exc
