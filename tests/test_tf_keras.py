@@ -592,6 +592,14 @@ def _visits(model: Any, faster: bool) -> list[tuple[str, int]]:
     return calls
 
 
+def test_the_properties_the_walk_passes_by_are_tf_keras_properties() -> None:
+    """Each name the faster walk does not evaluate is a property of the tf-keras (TensorFlow)
+    class it is listed under: a renamed or removed one is noticed here, not silently walked."""
+    from weightio.keras.walk import _TF_KERAS_PASSED_BY, _tf_keras_passed_by
+
+    assert len(_tf_keras_passed_by()) == sum(len(names) for names in _TF_KERAS_PASSED_BY.values())
+
+
 @pytest.mark.parametrize("name", list(BUILDERS))
 def test_the_faster_traversal_visits_what_tf_keras_visits(name: str) -> None:
     """The same objects at the same paths in the same order as tf-keras's own walk, which

@@ -206,13 +206,56 @@ def faster_traversal() -> Iterator[types.SimpleNamespace]:
         yield helpers
 
 
+# tf-keras's own properties (of ``Layer``, ``tf.Module``, ``Trackable``) that give what its
+# traversal passes by: never a layer, optimizer, metric or loss, nor a container that could
+# hold one. Each one evaluated on every layer, as tf-keras's walk does, they cost more than
+# the rest of a first load's walk (~15 us a layer). A class that overrides one has another
+# property object there: that one is evaluated.
+_TF_KERAS_PASSED_BY = {
+    "base_layer.Layer": (
+        "_tracking_metadata",  # the layer's config as a JSON string (for SavedModel)
+        "stateful", "dynamic", "supports_masking", "_use_input_spec_as_call_signature",
+        "_expects_training_arg", "_expects_mask_arg",  # booleans
+        "name", "_object_identifier", "dtype", "_dtype", "compute_dtype", "_compute_dtype",
+        "variable_dtype",  # strings
+        "dtype_policy",  # a mixed-precision Policy
+        "input", "output", "input_mask", "output_mask",  # (nests of) tensors, or they raise
+        "losses",  # a list of tensors (add_loss takes tensors, or callables giving tensors)
+        "input_spec",  # InputSpec(s), checked by its setter
+        "_trackable_saved_model_saver",  # the SavedModel serializer of the layer
+        "_obj_reference_counts",  # an ObjectIdentityDictionary (not a dict) of counts
+    ),
+    "module.Module": ("name_scope",),  # a tf.name_scope
+    "base.Trackable": ("_update_uid", "_setattr_tracking"),  # an int, a boolean
+    "batch_normalization.BatchNormalizationBase": ("_param_dtype",),  # a dtype's name
+}
+
+
+def _tf_keras_passed_by() -> frozenset[Any]:
+    from tensorflow.python.module import module
+    from tensorflow.python.trackable import base
+    from tf_keras.src.engine import base_layer
+    from tf_keras.src.layers.normalization import batch_normalization
+
+    owners = {
+        "base_layer.Layer": base_layer.Layer,
+        "module.Module": module.Module,
+        "base.Trackable": base.Trackable,
+        "batch_normalization.BatchNormalizationBase": batch_normalization.BatchNormalizationBase,
+    }
+    found = set()
+    for owner, names in _TF_KERAS_PASSED_BY.items():
+        attributes = owners[owner].__dict__
+        found.update(attributes[name] for name in names if isinstance(attributes.get(name), property))
+    return frozenset(found)
+
+
 @contextlib.contextmanager
 def faster_tf_keras_traversal() -> Iterator[types.SimpleNamespace]:
     """Within the block, this thread's tf-keras ``saving_lib._load_state`` runs on the cached
     helpers (given for ``plain_tf_keras_load_state``). ``Layer._tracking_metadata`` (the
     layer's config as JSON, for SavedModel), ``Layer.stateful`` and ``Layer.dynamic``
     (booleans, over every sublayer) are not evaluated: the walk passes strings and booleans by."""
-    from tf_keras.src.engine import base_layer
     from tf_keras.src.saving import saving_lib
     from tf_keras.src.utils import generic_utils
 
@@ -240,14 +283,12 @@ def faster_tf_keras_traversal() -> Iterator[types.SimpleNamespace]:
     trackable = by_kind(is_trackable)
     followed = by_kind(lambda child: isinstance(child, containers) or is_trackable(child))
 
-    layer = base_layer.Layer.__dict__
     walk = _Walk(
         saving_lib._walk_trackable,
         lambda saveable: (skiplist, [], None),
         order=lambda names: sorted(names, reverse=True),
         followed=followed,
-        # A JSON string, and two booleans (any() over the layer and its sublayers).
-        passed_by=frozenset({layer["_tracking_metadata"], layer["stateful"], layer["dynamic"]}),
+        passed_by=_tf_keras_passed_by(),
     )
     helpers = types.SimpleNamespace(
         walk=walk, snake=functools.cache(generic_utils.to_snake_case), followed=followed, trackable=trackable
