@@ -802,9 +802,14 @@ def _all_layers(model: Any) -> list[Any]:
 
 def variable_shape(variable: Any) -> tuple[Any, ...]:
     """A variable's shape as a tuple: a Keras 3 variable's own ``_shape`` (on TensorFlow the
-    ``shape`` property builds a TensorShape, ~4 us), else ``tuple(variable.shape)``."""
+    ``shape`` property builds a TensorShape, ~4 us), a TensorShape's dimensions as it holds
+    them (iterating it costs ~0.4 us more), else ``tuple(variable.shape)``."""
     shape = getattr(variable, "_shape", None)
-    return shape if type(shape) is tuple else tuple(variable.shape)
+    if type(shape) is tuple:
+        return shape
+    shape = variable.shape
+    dims = getattr(shape, "_dims", None)
+    return dims if type(dims) is tuple else tuple(shape)
 
 
 def _shape_of(value: Any) -> tuple[int, ...]:

@@ -214,11 +214,14 @@ class Deferred:
         self.origins: dict[int, tuple[str, ...]] = {}  # values read one by one: id -> entry
         self.index: dict[str, LazyArray] = {}
         self.all_paths: list[str] = []
+        dtypes: dict[str, np.dtype] = {}  # a file of many datasets has few types
         for path, address, shape, typestr, stored in file._core.datasets(file._addr):
             self.all_paths.append(path)
             if not typestr:
                 continue  # read through the safe path (and the h5py fallback)
-            dtype = np.dtype(typestr)
+            dtype = dtypes.get(typestr)
+            if dtype is None:
+                dtype = dtypes[typestr] = np.dtype(typestr)
             if typestr == "|V2" and file._core.is_tagged_bfloat16(address):
                 dtype = _dtype("bfloat16")
             declared = math.prod(shape) * dtype.itemsize

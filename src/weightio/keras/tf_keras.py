@@ -32,6 +32,7 @@ from .assign import (
     patched,
     read_and_assign_tensorflow,
     tensorflow_allocator,
+    variable_shape,
 )
 from .formats import WeightSources
 from .prefetch import Deferred, LazyArray, LazyReadFailed, Prefetched, Source, handed_out, prefetch_all, reading_ahead
@@ -155,7 +156,7 @@ def _load_with(
             _legacy_remember(model, file, group, flat, source, recorded)
     if replayed is None:
         for variable, value in recorded:
-            if tuple(variable.shape) != tuple(np.shape(value)):
+            if variable_shape(variable) != (value.shape if type(value) is LazyArray else tuple(np.shape(value))):
                 variable.assign(value)  # raises TensorFlow's shape error; nothing assigned yet
     if tf.executing_eagerly():
         # Unread values read now, all at once, into their variables' dtypes; large ones
@@ -209,7 +210,7 @@ def _legacy_remember(
         if path is None:  # converted by tf-keras, or read another way: no plan
             return
         # (A tf.Variable's shape is fixed when it is made: ``shape`` returns the same.)
-        steps.append((variable, path, tuple(variable.shape), value.dtype))
+        steps.append((variable, path, variable_shape(variable), value.dtype))
     try:
         side = tree_check.remember(file, [path for _, path, _, _ in steps])
         if side is not None:
