@@ -431,12 +431,12 @@ def test_repeated_loads_layout_changed(variant_files, tmp_path: Path, fmt: str) 
 
 @pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
 def test_forget_plans(variant_files, fmt: str, monkeypatch) -> None:
-    """A second load replays the first one's plan without a traversal (Keras's legacy
-    loader; for ``.weights.h5``, Keras's ``_load_state`` or the plain traversal); after
-    ``forget_plans`` the next load traverses again, and gives the same variables."""
-    from weightio.keras import v3
+    """A second load replays the first one's plan without a traversal (legacy: Keras's
+    loader or the plain one; ``.weights.h5``: Keras's ``_load_state`` or the plain traversal);
+    after ``forget_plans`` the next load traverses again, and gives the same variables."""
+    from weightio.keras import legacy, v3
 
-    module, name = (legacy_h5_format, "load_weights_from_hdf5_group") if fmt == "legacy_h5" else (v3, "_traverse")
+    module, name = (legacy, "_plain_topological") if fmt == "legacy_h5" else (v3, "_traverse")
     calls: list[int] = []
     original = getattr(module, name)
 
@@ -1834,6 +1834,48 @@ def test_the_plain_traversal_loads_what_keras_loads(name: str, tmp_path: Path) -
     expected = _steps_of_first_load(model, path, plain=False)
     assert len(expected) > 1
     assert _steps_of_first_load(model, path, plain=True) == expected
+
+
+def test_the_plain_legacy_loader_follows_this_keras() -> None:
+    """weightio's first plain topological legacy loads follow Keras 3.15's loader; another
+    Keras gets its own loader, and fails this test until ``legacy._MIRRORED`` is checked."""
+    from weightio.keras.legacy import plain_legacy_known
+
+    assert plain_legacy_known(), f"Keras {keras.__version__}: check legacy._plain_topological against its loader"
+
+
+@pytest.mark.parametrize(
+    "name, fmt", [(name, fmt) for name in models.MODELS for fmt in LEGACY if (name, fmt) not in KERAS_FAILS]
+)
+def test_the_plain_legacy_loader_pairs_what_keras_pairs(name: str, fmt: str, tmp_path: Path, monkeypatch) -> None:
+    """A first topological legacy load without Keras's loader pairs the same variables with
+    the same datasets, in the same order, and ends with the same variables, as one through
+    Keras's ``load_weights_from_hdf5_group`` (nested models, a custom layer, Normalization's
+    ``finalize_state``, frozen layers...)."""
+    from weightio.keras import legacy
+
+    path = save(models.build(name, seed=0), fmt, tmp_path)
+    mine = models.build(name, seed=1)
+    loaded, states, plain_calls = [], [], []
+    original = legacy._plain_topological
+
+    def counted(*args: Any) -> Any:
+        found = original(*args)
+        plain_calls.append(found is not None)
+        return found
+
+    monkeypatch.setattr(legacy, "_plain_topological", counted)
+    for plain in (False, True):
+        wk.forget_plans(mine)
+        models.randomize(mine, 1)
+        monkeypatch.setattr(legacy, "plain_legacy_known", lambda plain=plain: plain)
+        report = wk.load_weights(mine, path)
+        loaded.append(report.loaded)
+        states.append(state(mine))
+    # A model with variables of its own (top-level model weights) goes to Keras's loader.
+    assert plain_calls == [not (mine._trainable_variables or mine._non_trainable_variables)]
+    assert loaded[1] == loaded[0] and len(loaded[0]) > 0
+    assert states[1] == states[0]
 
 
 class _Node(KerasSaveable):

@@ -832,7 +832,7 @@ def recording() -> Iterator[Recorder]:
             return original(self, value)  # another thread's assignment: not ours to defer
         value_shape = _shape_of(value)
         same = value_shape == variable_shape(self) or kv.shape_equal(value_shape, self.shape)
-        if not same or _is_raw_bytes(value):
+        if not same or is_raw_bytes(value):
             # Keras raises its own error (shape, or bytes it cannot convert), assigning nothing.
             return original(self, np.asarray(value) if hasattr(value, "materialize") else value)
         recorder.pairs.append((self, value))
@@ -846,7 +846,7 @@ def recording() -> Iterator[Recorder]:
             kv.Variable.assign = original
 
 
-def _is_raw_bytes(value: Any) -> bool:
+def is_raw_bytes(value: Any) -> bool:
     """Opaque bytes (numpy 'V' kind, not bfloat16): Keras's conversion refuses them."""
     dtype = getattr(value, "dtype", None)
     return isinstance(dtype, np.dtype) and dtype.kind == "V" and dtype.names is None and dtype.name != "bfloat16"

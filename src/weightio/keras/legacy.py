@@ -7,14 +7,16 @@ with, before Keras's own count and shape checks see them."""
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import Any
 
+from keras.src.backend.common.stateless_scope import in_stateless_scope
 from keras.src.legacy.saving import legacy_h5_format
 
 from ..file import File
-from . import convert, report, tree_check
-from .assign import Recorder, ahead_allocator, once_per_layer, patched, recording, variable_shape
+from . import convert, report, tree_check, walk
+from .assign import Recorder, ahead_allocator, is_raw_bytes, once_per_layer, patched, recording, variable_shape
 from .prefetch import Deferred, LazyArray, Source, reading_ahead
 from .safe import safe_group
 from .v3 import signature
@@ -69,8 +71,10 @@ def load(
         else legacy_h5_format.load_weights_from_hdf5_group
     )
     with reading_ahead([deferred] if meter is None else [], threads, ahead_allocator()):  # until the end of the read
-        with patched(legacy_h5_format, **replacements), recording() as recorder:
-            loader(group, model, skip_mismatch)
+        recorder = _plain_topological(group, model, deferred) if plain and plain_legacy_known() else None
+        if recorder is None:
+            with patched(legacy_h5_format, **replacements), recording() as recorder:
+                loader(group, model, skip_mismatch)
         if plain:
             _remember(model, file, group, recorder.pairs)
         assigned = recorder.apply(model, meter)
@@ -79,6 +83,77 @@ def load(
         skipped += _by_name_skips(group, model, counts)
     details = report.Details(model, report.compact(recorder.pairs, origins), deferred.entries(), skipped)
     return assigned, details
+
+
+# -- Keras's topological loader, where nothing fails -----------------------------------------
+# Keras's ``load_weights_from_hdf5_group`` asks for every layer's weight list, group and
+# ``weight_names`` twice (once to pick the layers and file layers with weights, once to pair
+# them), through helpers weightio replaces for the calling thread only. A first plain load
+# pairs them once, as Keras does, with the same shape checks, assigning (recorded) and
+# calling ``finalize_state`` where Keras does; anything Keras would raise about (counts,
+# shapes, a missing group), top-level model weights that are not empty, and anything that
+# raises go to Keras's own loader.
+
+# ``load_weights_from_hdf5_group`` and ``_set_weights`` of Keras 3.15, by source digest (as
+# walk.py's): another Keras gets its own loader.
+_MIRRORED = {"load_weights_from_hdf5_group": "a17c4017d9664f08", "_set_weights": "65e8f692c9de01c3"}
+
+
+@functools.cache
+def plain_legacy_known() -> bool:
+    """Whether this Keras's topological loader is the one ``_plain_topological`` follows."""
+    return walk.sources_match(legacy_h5_format, _MIRRORED)
+
+
+def _plain_topological(group: Any, model: Any, deferred: Deferred) -> Recorder | None:
+    """Keras's ``load_weights_from_hdf5_group(group, model)`` where nothing fails, recorded;
+    None (nothing assigned) where Keras would raise or anything is unusual."""
+    attributes = legacy_h5_format.load_attributes_from_hdf5_group
+    try:
+        for name in ("keras_version", "backend"):  # read by Keras (and not used)
+            if name in group.attrs:
+                group.attrs[name]
+        if "top_level_model_weights" in group:
+            # Keras 3 writes the group for every model; it pairs it with the model's own
+            # variables (a Functional or Sequential model has none): both empty, nothing to do.
+            if model._trainable_variables or model._non_trainable_variables:
+                return None
+            if attributes(safe_group(group, "top_level_model_weights"), "weight_names"):
+                return None
+        legacy_weights = {}
+        layers = []
+        for layer in model.layers:
+            weights = legacy_h5_format._legacy_weights(layer)
+            if weights:
+                legacy_weights[id(layer)] = weights
+                layers.append(layer)
+        with_values = []
+        for name in attributes(group, "layer_names"):
+            layer_group = safe_group(group, name)
+            names = attributes(layer_group, "weight_names")
+            if names:
+                with_values.append((layer_group, names))
+        if len(with_values) != len(layers):
+            return None
+        if in_stateless_scope():
+            return None  # assignments there are not recorded, but Keras's own
+        with recording() as recorder:
+            pairs = recorder.pairs
+            for (layer_group, names), layer in zip(with_values, layers):
+                weights = legacy_weights[id(layer)]
+                values = [deferred.dataset(layer_group, name) for name in names]
+                if len(values) != len(weights):
+                    return None
+                for variable, value in zip(weights, values):
+                    if variable.shape != value.shape or is_raw_bytes(value):
+                        return None
+                    # What ``variable.assign(value)`` does while recording, checked above.
+                    pairs.append((variable, value))
+                if hasattr(layer, "finalize_state"):
+                    layer.finalize_state()
+    except Exception:  # noqa: BLE001 - Keras's own loader meets it and reports it
+        return None
+    return recorder
 
 
 # -- the topological plan ---------------------------------------------------------------------

@@ -325,7 +325,7 @@ class NotPlain(Exception):
     itself."""
 
 
-def _sources_match(module: Any, digests: dict[str, str]) -> bool:
+def sources_match(module: Any, digests: dict[str, str]) -> bool:
     """Whether the named functions of ``module`` have these source digests."""
     import hashlib
     import inspect
@@ -345,7 +345,7 @@ def plain_traversal_known() -> bool:
     """Whether this Keras's ``_load_state`` is the one ``plain_load_state`` follows."""
     from keras.src.saving import saving_lib
 
-    return _sources_match(saving_lib, _MIRRORED)
+    return sources_match(saving_lib, _MIRRORED)
 
 
 def plain_load_state(root: Any, load: Callable[[Any, str], None], helpers: Any) -> None:
@@ -438,7 +438,7 @@ def plain_tf_keras_traversal_known() -> bool:
     """Whether this tf-keras's ``_load_state`` is the one ``plain_tf_keras_load_state`` follows."""
     from tf_keras.src.saving import saving_lib
 
-    return _sources_match(saving_lib, _MIRRORED_TF_KERAS)
+    return sources_match(saving_lib, _MIRRORED_TF_KERAS)
 
 
 def plain_tf_keras_load_state(root: Any, load: Callable[[Any, str], None], helpers: Any) -> None:
