@@ -445,11 +445,18 @@ def _signature(model: Any, flat: list[Any] | None = None, metrics: bool = True) 
     model's layers as ``model._flatten_layers()`` lists them, when the caller has them."""
     if flat is None:
         flat = list(model._flatten_layers(include_self=True, recursive=True))
-    layers = tuple((id(layer), bool(layer.trainable)) for layer in flat)
-    # Each layer's own variable lists (``model.variables`` would walk the model again).
-    variables = tuple((id(v), bool(v.trainable)) for layer in flat for v in (*layer._trainable_weights, *layer._non_trainable_weights))
+    # Each layer's own variable lists (``model.variables`` would walk the model again). Flat
+    # tuples, as v3.signature's.
+    variables = [v for layer in flat for v in (*layer._trainable_weights, *layer._non_trainable_weights)]
     metric_ids = tuple(id(m) for m in getattr(model, "metrics", ())) if metrics else ()
-    return (layers, variables, metric_ids, id(getattr(model, "optimizer", None)))
+    return (
+        tuple(map(id, flat)),
+        tuple([bool(layer.trainable) for layer in flat]),
+        tuple(map(id, variables)),
+        tuple([bool(v.trainable) for v in variables]),
+        metric_ids,
+        id(getattr(model, "optimizer", None)),
+    )
 
 
 class _Store:

@@ -327,9 +327,17 @@ def signature(model: Any) -> tuple[Any, ...]:
     """What a remembered plan (here, or legacy.py's) relies on: the identity of every layer
     and variable with its trainable flag (a legacy file's values go to each layer's
     trainable weights first), and of the optimizer."""
-    layers = tuple((id(layer), bool(layer.trainable)) for layer in model._flatten_layers(include_self=True, recursive=True))
-    variables = tuple((id(v), bool(v.trainable)) for v in model.variables)
-    return (layers, variables, id(getattr(model, "optimizer", None)))
+    layers = list(model._flatten_layers(include_self=True, recursive=True))
+    variables = model.variables
+    # Flat tuples of ints and booleans, not a tuple per object: what a plan keeps alive is
+    # scanned by the cyclic collector after the load (10,000 variables: 12,500 tuples fewer).
+    return (
+        tuple(map(id, layers)),
+        tuple([bool(layer.trainable) for layer in layers]),
+        tuple(map(id, variables)),
+        tuple([bool(v.trainable) for v in variables]),
+        id(getattr(model, "optimizer", None)),
+    )
 
 
 @contextlib.contextmanager
