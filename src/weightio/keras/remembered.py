@@ -81,27 +81,28 @@ def remember(
 ) -> Remembered | None:
     """The replay side of a first load: ``arrays`` are the datasets it read or indexed (file
     name -> path -> array or ``LazyArray``) for their shapes and types. None when a file cannot be digested."""
-    wanted: dict[str, dict[str, tuple[tuple[int, ...], np.dtype]]] = {name: {} for name in files}
+    # Each file's datasets in the order first selected: path -> (position, shape, dtype).
+    datasets: dict[str, dict[str, tuple[int, tuple[int, ...], np.dtype]]] = {name: {} for name in files}
     for parts in notes.selections.values():
         for name, group, names in parts:
             read = arrays.get(name, {})
+            found = datasets[name]
             for key in names:
                 path = f"{group}/{key}"
+                if path in found:
+                    continue
                 array = read.get(path)
-                if isinstance(array, (np.ndarray, LazyArray)):
-                    wanted[name][path] = (tuple(array.shape), array.dtype)
-    datasets: dict[str, dict[str, tuple[int, tuple[int, ...], np.dtype]]] = {}
+                if isinstance(array, (LazyArray, np.ndarray)):
+                    found[path] = (len(found), tuple(array.shape), array.dtype)
     sides: dict[str, tree_check.FileSide] = {}
     for name, f in files.items():
-        paths = list(wanted[name])
         try:
-            side = tree_check.remember(f, paths)
+            side = tree_check.remember(f, list(datasets[name]))
         except Exception:  # noqa: BLE001 - no remembered store; replays look the file up
             return None
         if side is None:
             return None
         sides[name] = side
-        datasets[name] = {path: (k, *wanted[name][path]) for k, path in enumerate(paths)}
     return Remembered(notes.selections, datasets, sides, weight_map)
 
 
