@@ -677,7 +677,7 @@ def test_the_plain_traversal_visits_synthetic_graphs_as_tf_keras() -> None:
     (``NotPlain``) having followed tf-keras up to there."""
     from tf_keras.src.saving import saving_lib
 
-    from weightio.keras.walk import NotPlain, faster_tf_keras_traversal, plain_tf_keras_load_state
+    from weightio.keras.walk import faster_tf_keras_traversal, plain_tf_keras_load_state
 
     def tf_keras_run(root: Any, _: bool) -> None:
         with warnings.catch_warnings():
@@ -685,13 +685,7 @@ def test_the_plain_traversal_visits_synthetic_graphs_as_tf_keras() -> None:
             saving_lib._load_state(root, _PathStore(), None, "", skip_mismatch=True, visited_trackables=set())
 
     def plain_run(root: Any, _: bool) -> bool:
-        store = _PathStore()
-        with faster_tf_keras_traversal() as helpers:
-            try:
-                plain_tf_keras_load_state(root, lambda obj, path: obj.load_own_variables(store.get(path)), helpers)
-            except NotPlain:
-                return False
-        return True
+        return traversal_graphs.finishes(plain_tf_keras_load_state, faster_tf_keras_traversal, root, _PathStore())
 
     traversal_graphs.check_against(_Node, _LoadingNode, tf_keras_run, plain_run, ("list", "tuple", "dict", "set"))
 

@@ -41,6 +41,20 @@ def note(node: Any, store: Any) -> None:
         raise ValueError("mismatch")
 
 
+def finishes(traversal: Callable[..., None], helpers: Callable[[], Any], root: Any, store: Any) -> bool:
+    """Runs a plain traversal (``traversal(root, load, helpers)``, within the ``helpers()``
+    context it needs) over ``root``, each object loading from ``store``: whether it finished
+    (False: it gave up with ``NotPlain``)."""
+    from weightio.keras.walk import NotPlain
+
+    with helpers() as given:
+        try:
+            traversal(root, lambda obj, path: obj.load_own_variables(store.get(path)), given)
+        except NotPlain:
+            return False
+    return True
+
+
 def _value(draw: Any, nodes: int, index: int, depth: int, containers: list[str]) -> Any:
     """A child value of node ``index``: a later node, a container of values, or a plain int."""
     kinds = ["plain"] + (["node"] * 3 if index + 1 < nodes else []) + (containers * 2 if depth < 3 else [])

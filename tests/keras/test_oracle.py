@@ -1777,15 +1777,20 @@ def _visits(model: Any, faster: bool) -> list[tuple[str, int]]:
     return calls
 
 
+def _traversal_model(name: str) -> keras.Model:
+    """The traversal tests' models: every test model, one with a built optimizer, and one
+    with children in unusual places."""
+    if name == "with_optimizer":
+        return _with_optimizer(compiled=True, built=True, seed=0)
+    if name == "unusual":
+        return _unusual(seed=0, kind=_UnusualShared)
+    return models.build(name)
+
+
 @pytest.mark.parametrize("name", [*models.MODELS, "with_optimizer", "unusual"])
 def test_the_faster_traversal_visits_what_keras_visits(name: str) -> None:
     """The same objects at the same paths in the same order as Keras's own walk."""
-    if name == "with_optimizer":
-        model = _with_optimizer(compiled=True, built=True, seed=0)
-    elif name == "unusual":
-        model = _unusual(seed=0, kind=_UnusualShared)
-    else:
-        model = models.build(name)
+    model = _traversal_model(name)
     expected = _visits(model, faster=False)
     assert len(expected) > 2
     assert _visits(model, faster=True) == expected
@@ -1824,12 +1829,7 @@ def _steps_of_first_load(model: Any, path: Path, plain: bool) -> list[tuple[int,
 def test_the_plain_traversal_loads_what_keras_loads(name: str, tmp_path: Path) -> None:
     """A first load through the plain traversal calls the same objects' ``load_own_variables``
     with the same paths, in the same order, as one through Keras's ``_load_state``."""
-    if name == "with_optimizer":
-        model = _with_optimizer(compiled=True, built=True, seed=0)
-    elif name == "unusual":
-        model = _unusual(seed=0, kind=_UnusualShared)
-    else:
-        model = models.build(name)
+    model = _traversal_model(name)
     path = save(model, "weights_h5", tmp_path)
     expected = _steps_of_first_load(model, path, plain=False)
     assert len(expected) > 1
@@ -1944,7 +1944,7 @@ def test_the_plain_traversal_visits_synthetic_graphs_as_keras() -> None:
     no ``load_own_variables`` fails, the plain traversal loads the objects Keras's
     ``_load_state`` loads, at the same paths, in the same order; where one fails, it gives up
     (``NotPlain``) having followed Keras up to there."""
-    from weightio.keras.walk import NotPlain, faster_traversal, plain_load_state
+    from weightio.keras.walk import faster_traversal, plain_load_state
 
     def keras_run(root: Any, present: bool) -> None:
         with warnings.catch_warnings():
@@ -1954,13 +1954,7 @@ def test_the_plain_traversal_visits_synthetic_graphs_as_keras() -> None:
             )
 
     def plain_run(root: Any, present: bool) -> bool:
-        store = _PathStore(present)
-        with faster_traversal() as helpers:
-            try:
-                plain_load_state(root, lambda obj, path: obj.load_own_variables(store.get(path)), helpers)
-            except NotPlain:
-                return False
-        return True
+        return traversal_graphs.finishes(plain_load_state, faster_traversal, root, _PathStore(present))
 
     traversal_graphs.check_against(_Node, _LoadingNode, keras_run, plain_run)
 
