@@ -242,3 +242,31 @@ def test_contains_matches_h5py(variant_path, wfile, h5file, name, libver):
         probes |= {p, "/" + p, p + "/missing", "missing/" + p, f"{parent}/nope" if parent else "nope"}
     for probe in sorted(probes):
         assert (probe in f) == (probe in h), probe
+
+
+@pytest.mark.parametrize("libver", LIBVERS)
+@pytest.mark.parametrize("n", LINK_COUNTS)
+def test_hard_group_paths_in_one_call(tmp_path, libver, n):
+    """``Group._hard_group`` (the Keras stores' lookup of ``<path>/vars``): the group and its
+    member names in h5py's order where every part of the path is a hard link to a group, in
+    compact and dense link storage; None for anything else, which the caller looks up itself."""
+    import h5py
+
+    path = tmp_path / "paths.h5"
+    with h5py.File(path, "w", libver=libver) as f:
+        vars_ = f.create_group(f"layers/block_{n}/vars")
+        for i in range(n):
+            vars_[str(i)] = np.arange(i + 1)
+        f["layers/data"] = np.zeros(3)
+        f["layers/soft"] = h5py.SoftLink(f"/layers/block_{n}")
+        f["layers/external"] = h5py.ExternalLink("elsewhere.h5", "/group")
+        expected = list(vars_.keys())
+    with weightio.File(path) as f:
+        group, names = f._hard_group(f"layers/block_{n}/vars")
+        assert names == expected == list(group.keys())
+        assert group.name == f"/layers/block_{n}/vars"
+        inner, _ = f["layers"]._hard_group(f"block_{n}")
+        assert inner.name == f"/layers/block_{n}"
+        for other in ("layers/soft/vars", "layers/external", "layers/data", "layers/missing", "layers//block",
+                      "", "layers/", f"layers/block_{n}/vars/0"):
+            assert f._hard_group(other) is None, other

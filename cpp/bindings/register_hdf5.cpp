@@ -555,6 +555,40 @@ void register_hdf5(py::module_& m) {
           return py::make_tuple(l.type == hdf5::Link::Type::kSoft ? "soft" : "external", py::none(), py::none());
         return py::make_tuple("hard", l.address, kind_name(f.file().kind(l.address)));
       })
+      .def("hard_group", [](const H5File& f, uint64_t start, const std::string& path) -> py::object {
+        // (address, member names in link order) of the group at `path` below `start` where
+        // every part of the path is a hard link to a group, as Keras's safe lookups accept;
+        // None where anything else is met (an empty part, a missing or soft or external
+        // link, a dataset, a problem inside the file), for the caller's own lookup to report.
+        // One call for what a Keras store's get() asked in six.
+        // (Decided without the GIL; Python objects are made only after it is taken back.)
+        const hdf5::GroupLinks* links = nullptr;
+        uint64_t group = start;
+        try {
+          py::gil_scoped_release release;
+          bool plain = f.file().kind(group) == hdf5::ObjectKind::kGroup;
+          size_t begin = 0;
+          while (plain) {
+            size_t end = path.find('/', begin);
+            if (end == std::string::npos) end = path.size();
+            const hdf5::Link* l = end == begin ? nullptr : f.file().links(group).find(std::string_view(path).substr(begin, end - begin));
+            plain = l != nullptr && l->type == hdf5::Link::Type::kHard && f.file().kind(l->address) == hdf5::ObjectKind::kGroup;
+            if (!plain) break;
+            group = l->address;
+            if (end == path.size()) break;
+            begin = end + 1;
+          }
+          if (plain) links = &f.file().links(group);
+        } catch (const IoError&) {
+          throw;
+        } catch (const Error&) {
+          links = nullptr;
+        }
+        if (links == nullptr) return py::none();
+        py::list names;
+        for (const auto& l : links->links) names.append(decode_name(l.name));
+        return py::make_tuple(group, names);
+      })
       .def("contains", [](const H5File& f, uint64_t start, const std::string& parent, const std::string& leaf) {
         // Group.__contains__: `parent` resolves to a group holding a link named `leaf`. A
         // lookup that fails inside the file answers no, here (Keras asks for many paths that

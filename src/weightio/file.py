@@ -276,6 +276,17 @@ class Group(_Object):
             return kind, None
         return kind, self.file._object_of_kind(addr, object_kind, path)
 
+    def _hard_group(self, path: str) -> tuple[Group, list[str]] | None:
+        """The group at ``path`` below this one and its member names, where every part of the
+        path is a hard link to a group (what Keras's safe lookups accept); None where anything
+        else is met, for the caller's own lookup to find and report. One native call."""
+        core = self.file._core
+        found = None if core is None else core.hard_group(self._addr, _enc(path))
+        if found is None:
+            return None
+        addr, names = found
+        return Group(self.file, addr, _join(self.name, path)), names
+
     def visit(self, func: Callable[[str], Any]) -> Any:
         for path, _, _ in self._walk():
             result = func(path)

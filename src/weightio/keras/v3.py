@@ -21,6 +21,22 @@ from .safe import safe_group
 from .walk import NotPlain, faster_traversal, plain_load_state, plain_traversal_known
 
 
+def _safe_vars_group(root: Group, path: str) -> Group | None:
+    """``<path>/vars`` as H5IOStore.get finds it, with Keras's safety checks (their errors),
+    including the tf-keras 2.13 fallback (``_layer_checkpoint_dependencies``)."""
+    if path in root:
+        group = safe_group(root, path)
+        if "vars" in group:
+            return safe_group(group, "vars")
+    if "_layer_checkpoint_dependencies" in root:
+        path = path.replace("layers", "_layer_checkpoint_dependencies")
+        if path in root:
+            group = safe_group(root, path)
+            if "vars" in group:
+                return safe_group(group, "vars")
+    return None
+
+
 class WeightioStore(saving_lib.H5IOStore):
     """What ``H5IOStore``/``ShardedH5IOStore`` give ``_load_state`` in read mode: ``get(path)``
     selects the ``<path>/vars`` group(s); the store then acts as a dict of their arrays."""
@@ -54,21 +70,18 @@ class WeightioStore(saving_lib.H5IOStore):
 
     # -- selecting an entry --------------------------------------------------------------
     @staticmethod
-    def _vars_group(root: Group, path: str) -> Group | None:
-        """H5IOStore.get's lookup in one file, including the tf-keras 2.13 fallback."""
-        if not path:
-            return safe_group(root, "vars") if "vars" in root else None
-        if path in root:
-            group = safe_group(root, path)
-            if "vars" in group:
-                return safe_group(group, "vars")
-        if "_layer_checkpoint_dependencies" in root:
-            path = path.replace("layers", "_layer_checkpoint_dependencies")
-            if path in root:
-                group = safe_group(root, path)
-                if "vars" in group:
-                    return safe_group(group, "vars")
-        return None
+    def _vars_group(root: Group, path: str) -> tuple[Group, list[str]] | None:
+        """H5IOStore.get's lookup in one file, including the tf-keras 2.13 fallback: the
+        ``vars`` group and its member names, or None."""
+        if path:
+            # The common case in one native call: every part a hard link to a group.
+            found = root._hard_group(f"{path}/vars")
+            if found is not None:
+                return found
+            group = _safe_vars_group(root, path)
+        else:
+            group = safe_group(root, "vars") if "vars" in root else None
+        return None if group is None else (group, group.keys())
 
     def get(self, path: str) -> WeightioStore:
         self._entries = []
@@ -82,10 +95,10 @@ class WeightioStore(saving_lib.H5IOStore):
         selected = []
         for name in names:
             pre = self.prefetched[name]
-            group = self._vars_group(pre.file, path)
-            if group is not None:
+            found = self._vars_group(pre.file, path)
+            if found is not None:
                 # The group's member names, listed once (objects look up each variable).
-                keys = group.keys()
+                group, keys = found
                 self._entries.append((pre, group, frozenset(keys)))
                 selected.append((name, group, keys))
         if self.notes is not None:
