@@ -475,13 +475,20 @@ class _Store:
     def get(self, path: str) -> Any:
         root = self.source.file
         group = None
-        if not path:
-            group = root["vars"]
-        elif path in root and "vars" in root[path]:
-            group = root[path]["vars"]
+        # The common case in one native call (every part a hard link to a group); tf-keras's
+        # own lookups otherwise (it follows any link).
+        found = root._hard_group(f"{path}/vars") if path else None
+        if found is not None:
+            group, names = found
+        else:
+            if not path:
+                group = root["vars"]
+            elif path in root and "vars" in root[path]:
+                group = root[path]["vars"]
+            names = None if group is None else group.keys()
         if self.notes is not None:
-            self.notes.selected(path, [] if group is None else [("", group, group.keys())])
-        return {} if group is None else _Vars(self, group)
+            self.notes.selected(path, [] if group is None else [("", group, names)])
+        return {} if group is None else _Vars(self, group, names)
 
     def close(self) -> None:
         pass
@@ -490,15 +497,16 @@ class _Store:
 class _Vars:
     """One ``vars`` group as tf-keras's layers read it: ``keys()``, ``len()``, ``store["0"]``."""
 
-    def __init__(self, store: _Store, group: Group) -> None:
+    def __init__(self, store: _Store, group: Group, names: list[str]) -> None:
         self.store = store
         self.group = group
+        self.names = names  # the group's member names, listed once
 
     def keys(self) -> Any:
-        return self.group.keys()
+        return list(self.names)
 
     def __len__(self) -> int:
-        return len(self.group)
+        return len(self.names)
 
     def __contains__(self, key: object) -> bool:
         return key in self.group
