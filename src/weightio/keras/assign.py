@@ -197,7 +197,7 @@ class _TorchAssigner:
         return (
             type(variable)._direct_assign is self.plain_direct_assign
             and isinstance(target, self.torch.Tensor)
-            and target.device.type != "meta"
+            and (target.is_cpu or target.device.type != "meta")  # is_cpu: ~0.1 us, device: ~0.3
         )
 
     def destination(self, variable: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
@@ -239,7 +239,7 @@ class _TorchAssigner:
                     self.keras_assign(variable, value)
                     continue
                 target = variable._value
-                if target.device.type == "cpu":
+                if target.is_cpu:
                     targets.append(target)
                     sources.append(torch.from_numpy(value))
                 else:
