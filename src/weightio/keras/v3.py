@@ -57,7 +57,9 @@ class WeightioStore(saving_lib.H5IOStore):
             }
         else:
             self.prefetched = prefetch_all(sources.files, threads, meter, prefixed=sharded)
+        # The selected groups: (their file's source, the group, its member names as a set).
         self._entries: list[tuple[Any, Group, frozenset[str]]] = []
+        self._keys: list[str] = []  # their member names, in order
         # Whether values may be handed out unread (LazyArray): only to objects known to
         # do nothing with them but assign them (see load()).
         self.lazy_ok = False
@@ -85,6 +87,7 @@ class WeightioStore(saving_lib.H5IOStore):
 
     def get(self, path: str) -> WeightioStore:
         self._entries = []
+        self._keys = []
         weight_map = self.sources.weight_map
         if weight_map is None:
             names = list(self.prefetched)
@@ -100,6 +103,7 @@ class WeightioStore(saving_lib.H5IOStore):
                 # The group's member names, listed once (objects look up each variable).
                 group, keys = found
                 self._entries.append((pre, group, frozenset(keys)))
+                self._keys += keys
                 selected.append((name, group, keys))
         if self.notes is not None:
             self.notes.selected(path, selected)
@@ -129,7 +133,7 @@ class WeightioStore(saving_lib.H5IOStore):
         return sum(len(names) for _, _, names in self._entries)
 
     def keys(self) -> list[str]:
-        return [key for _, group, _ in self._entries for key in group.keys()]
+        return list(self._keys)
 
     @staticmethod
     def _member(key: object, group: Group, names: frozenset[str]) -> bool:
