@@ -508,6 +508,7 @@ def exercise(path: str) -> None:
                 for key in obj.keys():
                     obj.get(key, getlink=True)
                     key in obj  # noqa: B015 - membership test resolves the link
+                    obj._hard_group(key)  # the Keras stores' one-call group lookup
 
         f.visititems(visit)
         for key in f.keys():
@@ -518,6 +519,7 @@ def exercise(path: str) -> None:
                 pass  # dangling soft links, external links: judged by their own error
         for name in seen_paths[:200]:
             f[name]
+            f._hard_group(name)
     with weightio.File(path, fallback=False) as f:  # the digest weightio.keras's plans compare
         f._call("/", "layout", f._addr, True)
     if readable:  # load_file reads every dataset: only when each is of sane declared size
