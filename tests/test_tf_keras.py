@@ -14,6 +14,7 @@ tf-keras needs TensorFlow, not Keras 3's backend switch, so this runs in the mai
 from __future__ import annotations
 
 import re
+import types
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -619,6 +620,41 @@ def test_the_plain_traversal_follows_this_tf_keras() -> None:
     from weightio.keras.walk import plain_tf_keras_traversal_known
 
     assert plain_tf_keras_traversal_known(), f"tf-keras {tf_keras.__version__}: check walk.plain_tf_keras_load_state"
+
+
+def test_source_digests_cover_each_function_to_its_last_line(tmp_path: Path) -> None:
+    """The digest that recognizes the functions the plain traversals follow covers every line
+    of a function, down to the last line of a function nested at its end, and nothing outside
+    it; a function without source is not recognized."""
+    import importlib.util
+    import linecache
+
+    from weightio.keras.walk import source_digest, sources_match
+
+    def load(text: str, name: str) -> Any:
+        path = tmp_path / f"{name}.py"
+        path.write_text(text)
+        linecache.checkcache(str(path))
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    base = "# a comment\ndef f(x):\n    y = x + 1\n\n    def inner():\n        return y\n"
+    variants = {
+        "same": base + "\n# after\nZ = 1\n",
+        "body": base.replace("x + 1", "x + 2"),
+        "nested_end": base.replace("return y", "return y * 2"),
+    }
+    digests = {name: source_digest(load(text, f"m_{name}").f) for name, text in {"base": base, **variants}.items()}
+    assert digests["same"] == digests["base"]
+    assert digests["body"] != digests["base"] and digests["nested_end"] != digests["base"]
+    module = load(base, "m_known")
+    assert sources_match(module, {"f": digests["base"]})
+    assert not sources_match(module, {"f": digests["body"]}) and not sources_match(module, {"g": digests["base"]})
+    namespace: dict[str, Any] = {}
+    exec(compile("def f():\n    return 1\n", "<no file>", "exec"), namespace)
+    assert not sources_match(types.SimpleNamespace(f=namespace["f"]), {"f": digests["base"]})
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))

@@ -96,7 +96,7 @@ def load(
 
 # ``load_weights_from_hdf5_group`` and ``_set_weights`` of Keras 3.15, by source digest (as
 # walk.py's): another Keras gets its own loader.
-_MIRRORED = {"load_weights_from_hdf5_group": "a17c4017d9664f08", "_set_weights": "65e8f692c9de01c3"}
+_MIRRORED = {"load_weights_from_hdf5_group": "42c70fe7d192c3b3", "_set_weights": "65e8f692c9de01c3"}
 
 
 @functools.cache
