@@ -20,8 +20,8 @@ instead of once per object:
   buffers: the key holds those. For another class with its own ``__dir__``, what it lists.
 - Names that can only give a bound method (a function of the class, not shadowed by the
   instance's ``__dict__``) are not looked up, and neither are the properties given as
-  ``passed_by`` (tf-keras's ``Layer._tracking_metadata``, ``stateful``, ``dynamic``), which
-  only describe the object with a string or a boolean.
+  ``passed_by`` (tf-keras's own properties that never give a Keras object or a container
+  that could hold one: ``_TF_KERAS_PASSED_BY``).
 - Children ``_load_state`` does nothing with (not a Keras object or container) are not
   yielded: the objects it follows, and their order, are Keras's.
 - An object whose class has its own ``__getattribute__`` is walked by Keras's function.
@@ -31,6 +31,11 @@ The helpers that are pure functions of their strings (``to_snake_case``, and Ker
 built once per object type (Keras builds a reference ``Layer`` each time: its cache is
 stored under another key than the one it reads). The caches live for one load: a class changed between loads is seen
 as it is.
+
+Where nothing fails, a first load does not even run ``_load_state``: ``plain_load_state`` /
+``plain_tf_keras_load_state`` visit the same objects with the same paths, on these helpers,
+without its per-call bookkeeping, and give up (``NotPlain``) for Keras's own to run wherever
+anything raises (see the sections below).
 """
 
 from __future__ import annotations
@@ -206,10 +211,10 @@ def faster_traversal() -> Iterator[types.SimpleNamespace]:
         yield helpers
 
 
-# tf-keras's own properties (of ``Layer``, ``tf.Module``, ``Trackable``) that give what its
-# traversal passes by: never a layer, optimizer, metric or loss, nor a container that could
-# hold one. Each one evaluated on every layer, as tf-keras's walk does, they cost more than
-# the rest of a first load's walk (~15 us a layer). A class that overrides one has another
+# tf-keras's own properties (of ``Layer``, ``tf.Module``, ``Trackable``, BatchNormalization)
+# that give what its traversal passes by: never a layer, optimizer, metric or loss, nor a
+# container that could hold one. Each one evaluated on every layer, as tf-keras's walk does,
+# they cost more than the rest of a first load's walk (~15 us a layer). A class that overrides one has another
 # property object there: that one is evaluated.
 _TF_KERAS_PASSED_BY = {
     "base_layer.Layer": (
@@ -253,9 +258,9 @@ def _tf_keras_passed_by() -> frozenset[Any]:
 @contextlib.contextmanager
 def faster_tf_keras_traversal() -> Iterator[types.SimpleNamespace]:
     """Within the block, this thread's tf-keras ``saving_lib._load_state`` runs on the cached
-    helpers (given for ``plain_tf_keras_load_state``). ``Layer._tracking_metadata`` (the
-    layer's config as JSON, for SavedModel), ``Layer.stateful`` and ``Layer.dynamic``
-    (booleans, over every sublayer) are not evaluated: the walk passes strings and booleans by."""
+    helpers (given for ``plain_tf_keras_load_state``). tf-keras's properties listed in
+    ``_TF_KERAS_PASSED_BY`` (``Layer._tracking_metadata``, the layer's config as JSON;
+    ``stateful`` and ``dynamic``, booleans over every sublayer; ...) are not evaluated."""
     from tf_keras.src.saving import saving_lib
     from tf_keras.src.utils import generic_utils
 
@@ -290,9 +295,7 @@ def faster_tf_keras_traversal() -> Iterator[types.SimpleNamespace]:
         followed=followed,
         passed_by=_tf_keras_passed_by(),
     )
-    helpers = types.SimpleNamespace(
-        walk=walk, snake=functools.cache(generic_utils.to_snake_case), followed=followed, trackable=trackable
-    )
+    helpers = types.SimpleNamespace(walk=walk, snake=functools.cache(generic_utils.to_snake_case), trackable=trackable)
     with (
         patched(saving_lib, _walk_trackable=walk),
         patched(generic_utils, to_snake_case=helpers.snake),
