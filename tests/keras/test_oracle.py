@@ -474,10 +474,11 @@ def _count_digests(monkeypatch) -> list[int]:
 
 @pytest.mark.parametrize("fmt", LEGACY)
 def test_replays_trust_an_unchanged_file(variant_files, tmp_path: Path, fmt: str, monkeypatch) -> None:
-    """A replay does not digest the file again when the file opened is the one the plan saw,
-    unwritten since (same device, inode, size, mtime, ctime); a file written in place is
-    digested again, and a changed layout then goes through Keras's loader. (RACY_NS is 0
-    here: by default a file changed in the 2 s before its digest is never trusted.)"""
+    """A first load does not digest a file unwritten since RACY_NS before it (same device,
+    inode, size, mtime, ctime): the next load of the same file takes the digest, and later
+    ones do not; a file written in place is digested again, and a changed layout then goes
+    through Keras's loader. (RACY_NS is 0 here: by default a file changed in the 2 s before
+    its digest is never trusted.)"""
     from weightio.keras import tree_check
 
     monkeypatch.setattr(tree_check, "RACY_NS", 0)
@@ -490,19 +491,53 @@ def test_replays_trust_an_unchanged_file(variant_files, tmp_path: Path, fmt: str
         before = snapshot(mine)
         assert_same(ref, keras_load(ref, path), mine, weightio_load(mine, path), before)
         counts.append(len(digests))
-    assert counts == [1, 1, 1]  # the plan's digest, then none
+    assert counts == [0, 1, 1]  # the plan's digest, taken by the second load, then none
     time.sleep(0.05)  # another clock tick: the write gets new times
     with h5py.File(path, "a") as f:  # the same size: gamma and beta swap names
         group = f["model_weights"] if "model_weights" in f else f
         names = list(group["bn"].attrs["weight_names"])
         names[0], names[1] = names[1], names[0]
         group["bn"].attrs["weight_names"] = names
-    for _ in range(2):
+    for _ in range(3):
         before = snapshot(mine)
         assert_same(ref, keras_load(ref, path), mine, weightio_load(mine, path), before)
         counts.append(len(digests))
-    assert counts[3] > counts[2]  # digested again: not the same (plan rejected, a new one made)
-    assert counts[4] == counts[3]
+    # Digested again: not the same (plan rejected, a new one made); its digest taken by the
+    # next load; then none.
+    assert counts[3:] == [2, 3, 3]
+
+
+@pytest.mark.parametrize("fmt", LEGACY + ["weights_h5"])
+def test_a_file_changed_before_its_digest_was_taken_is_not_replayed(
+    variant_files, tmp_path: Path, fmt: str, monkeypatch
+) -> None:
+    """A first load leaves the digest of an unchanged file to the next load: a file written
+    in place in between (another layout: gamma and beta swapped, or a value moved) has no
+    digest to compare and loads as Keras loads it, and the load after that replays it."""
+    from weightio.keras import tree_check
+
+    monkeypatch.setattr(tree_check, "RACY_NS", 0)
+    path = tmp_path / variant_files["A", fmt].name
+    shutil.copy(variant_files["A", fmt], path)
+    digests = _count_digests(monkeypatch)
+    ref, mine = _mlp(SOURCE), _mlp(SOURCE)
+    before = snapshot(mine)
+    assert_same(ref, keras_load(ref, path), mine, weightio_load(mine, path), before)
+    assert not digests
+    time.sleep(0.05)  # another clock tick: the write gets new times
+    with h5py.File(path, "a") as f:
+        if fmt == "weights_h5":
+            group = f[next(k for k in _walk_groups(f) if k.endswith("/vars"))]
+            group.move("0", "moved"), group.move("1", "0"), group.move("moved", "1")
+        else:
+            group = f["model_weights"] if "model_weights" in f else f
+            names = list(group["bn"].attrs["weight_names"])
+            names[0], names[1] = names[1], names[0]
+            group["bn"].attrs["weight_names"] = names
+    for _ in range(3):
+        before = snapshot(mine)
+        assert_same(ref, keras_load(ref, path), mine, weightio_load(mine, path), before)
+    assert len(digests) == 1  # the second load's plan, digested by the third load
 
 
 @pytest.mark.parametrize("fmt", NATIVE)
@@ -551,6 +586,33 @@ def test_weights_h5_replays_answer_from_the_remembered_store(variant_files, tmp_
             before = snapshot(mine)
             assert_same(ref, keras_load(ref, path), mine, weightio_load(mine, path), before)
             assert lookups
+
+
+@pytest.mark.parametrize("fmt", ["weights_h5", "sharded_json"])
+def test_a_replay_that_looked_files_up_remembers_them(variant_files, fmt: str, monkeypatch) -> None:
+    """A replay over files it has no answers for (here: other files than the first load's,
+    which left its digest for later) looks them up once, then remembers their answers: the
+    next loads of those files look nothing up."""
+    from weightio.keras import tree_check, v3
+
+    monkeypatch.setattr(tree_check, "RACY_NS", 0)
+    lookups: list[int] = []
+    original = v3.WeightioStore._vars_group
+
+    def vars_group(*args: Any) -> Any:
+        lookups.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(v3.WeightioStore, "_vars_group", staticmethod(vars_group))
+    ref, mine = _mlp(SOURCE), _mlp(SOURCE)
+    looked = []
+    for key in ("A", "B", "B", "B"):
+        lookups.clear()
+        before = snapshot(mine)
+        path = variant_files[key, fmt]
+        assert_same(ref, keras_load(ref, path), mine, weightio_load(mine, path), before)
+        looked.append(bool(lookups))
+    assert looked == [True, True, False, False]
 
 
 def _walk_groups(f: Any) -> list[str]:

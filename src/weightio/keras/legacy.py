@@ -191,8 +191,10 @@ def _remember(model: Any, file: File, group: Any, pairs: list[tuple[Any, Any]]) 
         if not isinstance(value, LazyArray) or not _plain_numbers(value.dtype):
             return  # read another way (fallback, link...): no plan
         steps.append((variable, value.path, value.shape, value.dtype))
+    # (The values' addresses are this file's: the load's index of it gave them.)
+    addresses = [value.address for _, value in pairs] if all(value.source.file is file for _, value in pairs) else None
     try:
-        side = tree_check.remember(file, [path for _, path, _, _ in steps])
+        side = tree_check.remember(file, [path for _, path, _, _ in steps], addresses)
         if side is not None:
             _PLANS[model] = _Plan(signature(model), group.name, side, steps)
     except Exception:  # noqa: BLE001 - no plan; the next load runs Keras's loader

@@ -83,6 +83,7 @@ def remember(
     name -> path -> array or ``LazyArray``) for their shapes and types. None when a file cannot be digested."""
     # Each file's datasets in the order first selected: path -> (position, shape, dtype).
     datasets: dict[str, dict[str, tuple[int, tuple[int, ...], np.dtype]]] = {name: {} for name in files}
+    addresses: dict[str, list[int]] = {name: [] for name in files}
     for parts in notes.selections.values():
         for name, group, names in parts:
             read = arrays.get(name, {})
@@ -94,10 +95,14 @@ def remember(
                 array = read.get(path)
                 if isinstance(array, (LazyArray, np.ndarray)):
                     found[path] = (len(found), tuple(array.shape), array.dtype)
+                    if type(array) is LazyArray and array.source.file is files[name]:
+                        addresses[name].append(array.address)
     sides: dict[str, tree_check.FileSide] = {}
     for name, f in files.items():
+        # (Addresses when every dataset's is known: from the load's index of this file.)
+        known = addresses[name] if len(addresses[name]) == len(datasets[name]) else None
         try:
-            side = tree_check.remember(f, list(datasets[name]))
+            side = tree_check.remember(f, list(datasets[name]), known)
         except Exception:  # noqa: BLE001 - no remembered store; replays look the file up
             return None
         if side is None:

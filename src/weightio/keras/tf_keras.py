@@ -211,8 +211,9 @@ def _legacy_remember(
             return
         # (A tf.Variable's shape is fixed when it is made: ``shape`` returns the same.)
         steps.append((variable, path, variable_shape(variable), value.dtype))
+    lazy = isinstance(source, Deferred) and all(type(value) is LazyArray for _, value in recorded)
     try:
-        side = tree_check.remember(file, [path for _, path, _, _ in steps])
+        side = tree_check.remember(file, [path for _, path, _, _ in steps], [value.address for _, value in recorded] if lazy else None)
         if side is not None:
             _LEGACY_PLANS[model] = _Plan(_signature(model, flat, metrics=False), steps, group.name, side)
     except Exception:  # noqa: BLE001 - no plan: the next load runs tf-keras's loader
@@ -411,8 +412,12 @@ def load_v3(
         else:
             source = Deferred(file, threads)
             store = _Store(source)
+            store.notes = notes = Notes()
             if replayed(store):
                 steps = plan.steps
+                # This file's answers, for the next load (another file, or this one changed).
+                _PLANS[model] = plan._replace(remembered=remember(notes, {"": file}, {"": source.index}, None))
+            store.notes = None
     if steps is None:
         lazy = tf.executing_eagerly()
         try:

@@ -12,7 +12,14 @@ status-change time, which no one can set back. File times have the resolution of
 clock tick, though, so a file changed in the tick it was digested in could change again without
 new times; an identity is recorded only for a file last changed ``RACY_NS`` or more before its
 digest was taken (git's "racy" index entries, the same way round). Files given as bytes (a
-``.keras`` archive's member) have no identity and are digested on every replay."""
+``.keras`` archive's member) have no identity and are digested on every replay.
+
+A first load that knows where its datasets are (the addresses its index gave) does not digest
+a file whose identity is trusted: most processes load a file once, and the digest (~10 ms for
+10,000 datasets) only serves a later load. That load, finding the same identity, takes the
+digest then, of the same unchanged file; finding another, it has no digest to compare and the
+loader runs (a file rewritten with the same content is not replayed once, as it would be had
+the digest been taken at once)."""
 
 from __future__ import annotations
 
@@ -29,21 +36,23 @@ class FileSide:
     entries), where in that list each of the plan's datasets is, and, when trusted, the
     file's identity with those datasets' addresses."""
 
-    __slots__ = ("digest", "entries", "positions", "identity", "addresses")
+    __slots__ = ("addresses", "digest", "entries", "identity", "paths", "positions")
 
     def __init__(
         self,
-        digest: bytes,
-        entries: list[str],
-        positions: list[int],
+        digest: bytes | None,
+        entries: list[str] | None,
+        positions: list[int] | None,
         identity: tuple[int, ...] | None = None,
         addresses: list[int] | None = None,
+        paths: list[str] | None = None,
     ) -> None:
-        self.digest = digest
+        self.digest = digest  # None: not taken yet (then ``paths`` are the plan's datasets)
         self.entries = entries
         self.positions = positions
         self.identity = identity
         self.addresses = addresses
+        self.paths = paths
 
 
 def _layout(file: File, with_paths: bool) -> tuple[bytes, list[int], list[str] | None]:
@@ -58,10 +67,15 @@ def trusted_identity(identity: Any, taken_ns: int) -> tuple[int, ...] | None:
     return tuple(identity)
 
 
-def remember(file: File, paths: list[str]) -> FileSide | None:
+def remember(file: File, paths: list[str], addresses: list[int] | None = None) -> FileSide | None:
     """The file's side of a plan whose values were read from the datasets ``paths``; None
-    when one of them is not a dataset the digest covers (a linked one, say: no plan then)."""
+    when one of them is not a dataset the digest covers (a linked one, say: no plan then).
+    ``addresses``: those datasets' addresses, as the load's index of this file gave them;
+    with them, a file whose identity is trusted is digested only when loaded again."""
     taken = time.time_ns()
+    identity = trusted_identity(file._core.identity, taken)
+    if identity is not None and addresses is not None:
+        return FileSide(None, None, None, identity, list(addresses), list(paths))
     digest, addresses, entries = _layout(file, True)
     assert entries is not None
     position = {path: i for i, path in enumerate(entries)}
@@ -76,7 +90,9 @@ def addresses_if_unchanged(file: File, side: FileSide) -> list[int] | None:
     (same identity) or its digest is the plan's."""
     identity = file._core.identity
     if identity is not None and side.addresses is not None and tuple(identity) == side.identity:
-        return side.addresses
+        return side.addresses if side.digest is not None or _digest_now(file, side) else None
+    if side.digest is None:
+        return None  # changed before its digest was taken: nothing to compare
     taken = time.time_ns()
     digest, addresses, _ = _layout(file, False)
     if digest != side.digest:
@@ -85,3 +101,19 @@ def addresses_if_unchanged(file: File, side: FileSide) -> list[int] | None:
     side.identity = trusted_identity(file._core.identity, taken)
     return side.addresses
 
+
+
+def _digest_now(file: File, side: FileSide) -> bool:
+    """Takes the digest a first load left for later (``remember``), of ``file``: the file it
+    loaded, unchanged (same identity). False if the plan's datasets are not where that load
+    found them (then the side never holds)."""
+    assert side.paths is not None
+    digest, addresses, entries = _layout(file, True)
+    assert entries is not None
+    position = {path: i for i, path in enumerate(entries)}
+    positions = [position.get(path, -1) for path in side.paths]
+    if -1 in positions or [addresses[i] for i in positions] != side.addresses:
+        side.addresses = side.identity = None
+        return False
+    side.digest, side.entries, side.positions, side.paths = digest, entries, positions, None
+    return True

@@ -179,10 +179,13 @@ def load(
             return replayed
         try:
             store = WeightioStore(sources, threads, deferred=True)
+            store.notes = Notes()
             with recording() as recorder:
                 for (saveable, inner_path), pure in zip(plan.steps, plan.pure):
                     store.lazy_ok = pure
                     saveable.load_own_variables(store.get(inner_path))
+            # This file's answers, for the next load (another file, or this one changed).
+            plan.remembered = _remembered(store, sources)
             assigned = recorder.apply(model, meter)
             return assigned, store.details(model, recorder.pairs, [])
         except Exception:  # noqa: BLE001 - Keras's own traversal below reports it exactly
