@@ -442,6 +442,31 @@ def test_first_restores_read_large_values_ahead(ckpts, monkeypatch) -> None:
         assert started == expected * 2 and taken == [(144, 128)] * 2
 
 
+def test_training_state_told_by_key_paths(ckpts) -> None:
+    """Reading ahead starts before the object graph is parsed, so it tells training state
+    (optimizer variables and slots, save counters) by the keys' paths: on every test
+    checkpoint (tf-keras's ``save_weights``, ``tf.train.Checkpoint`` with and without an
+    optimizer, SavedModel variables) that agrees with the graph, but for a SavedModel's
+    compiled metrics (small values, reported as training state by the graph)."""
+    from weightio import tf as wtf
+    from weightio.keras import checkpoint
+
+    compared = 0
+    for case, prefix in ckpts.items():
+        reader = wtf.load_checkpoint(wtf.resolve_prefix(prefix))
+        graph = reader.object_graph()
+        if graph is None:
+            continue
+        by_graph = checkpoint._training_state_keys(graph)
+        for key in reader.keys():
+            if key == wtf.OBJECT_GRAPH_KEY or key.startswith("keras_api/"):
+                continue
+            assert checkpoint._names_training_state(key) == (key in by_graph), (case, key)
+            compared += key in by_graph
+    assert compared  # some checkpoints hold training state
+    assert not checkpoint._names_training_state("layer_with_weights-0/optimizer_like/.ATTRIBUTES/VARIABLE_VALUE")
+
+
 @tf_keras_only
 def test_tf_keras_install_returns_the_status(ckpts) -> None:
     theirs, mine = _tk_model("rnn"), _tk_model("rnn")

@@ -537,9 +537,9 @@ def load(
             matched = plan.matched
         else:
             taken = time.time_ns()
-            graph = _object_graph(reader, prefix)
             if assignment_map is None:  # (a partial restore would read values it never takes)
-                ahead = _read_ahead(reader, graph, threads, family.ahead_allocator())
+                ahead = _read_ahead(reader, threads, family.ahead_allocator())
+            graph = _object_graph(reader, prefix)
             matched = _match(model, prefix, reader, graph, family, assignment_map)
             identity = tree_check.trusted_identity(reader._core.identity, taken)
             if signature is not None and identity is not None:
@@ -589,21 +589,31 @@ def _read_and_assign(
 
 
 # -- reading ahead ---------------------------------------------------------------------------
-# A first restore matches the object graph to the model in Python on one core (ResNet50:
-# ~10 ms, longer than reading its 100 MB with both cores). Meanwhile the checkpoint's large
-# values are read on the other cores (``prefetch.ReadAhead``), as weight files' are; the read
-# at the end takes them where read as their variable's dtype. Training state (optimizer slots)
-# is not read ahead: a restore of weights never takes it.
+# A first restore parses the object graph and matches it to the model in Python on one core
+# (ResNet50: ~4 ms). Meanwhile the checkpoint's large values are read on the other cores
+# (``prefetch.ReadAhead``), as weight files' are; the read at the end takes them where read
+# as their variable's dtype. The reading starts before the graph is parsed, so what is
+# training state (optimizer slots and variables, which a restore of weights never takes) is
+# told by the keys' paths (``_names_training_state``), not by the graph.
 
 
-def _read_ahead(reader: wtf.CheckpointReader, graph: wtf.ObjectGraph, threads: int | None, allocate: Any) -> ReadAhead | None:
+def _names_training_state(key: str) -> bool:
+    """Whether a checkpoint key's path (the route the saver took to the value) goes through an
+    ``optimizer`` or ``save_counter`` edge or is an optimizer slot's. (The graph decides what a
+    restore reports as training state, ``_training_state_keys``; this only decides what is
+    read ahead: a value named otherwise is read ahead in vain, or read at the end.)"""
+    parts = key.split("/")
+    return ".OPTIMIZER_SLOT" in parts or not _TRAINING_STATE_EDGES.isdisjoint(parts)
+
+
+def _read_ahead(reader: wtf.CheckpointReader, threads: int | None, allocate: Any) -> ReadAhead | None:
     budget = ahead_budget(threads, allocate)
-    if not budget:
-        return None
-    training = _training_state_keys(graph)
+    keys = reader.keys()
+    if not budget or wtf.OBJECT_GRAPH_KEY not in keys:
+        return None  # (no graph: a name-based checkpoint, restored another way)
     requests = []
-    for key in reader.keys():
-        if key in training or key == wtf.OBJECT_GRAPH_KEY:
+    for key in keys:
+        if key == wtf.OBJECT_GRAPH_KEY or _names_training_state(key):
             continue
         try:
             dtype = reader.dtype(key).read_dtype
