@@ -152,12 +152,13 @@ def _load_with(
             else:
                 hdf5_format.load_weights_from_hdf5_group(group, model)
         flat = list(model._flatten_layers())  # tf-keras's own loader ran: walk again
-        if not by_name:
-            _legacy_remember(model, file, group, flat, source, recorded)
-    if replayed is None:
-        for variable, value in recorded:
-            if variable_shape(variable) != (value.shape if type(value) is LazyArray else tuple(np.shape(value))):
+        # (A tf.Variable's shape is fixed when it is made: ``shape`` returns the same.)
+        shapes = [variable_shape(variable) for variable, _ in recorded]
+        for shape, (variable, value) in zip(shapes, recorded):
+            if shape != (value.shape if type(value) is LazyArray else tuple(np.shape(value))):
                 variable.assign(value)  # raises TensorFlow's shape error; nothing assigned yet
+        if not by_name:
+            _legacy_remember(model, file, group, flat, source, recorded, shapes)
     if tf.executing_eagerly():
         # Unread values read now, all at once, into their variables' dtypes; large ones
         # into tensors the variables take over (as replays do).
@@ -200,18 +201,27 @@ _LEGACY_PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary
 
 
 def _legacy_remember(
-    model: Any, file: File, group: Any, flat: list[Any], source: Prefetched | Deferred, recorded: list[tuple[Any, Any]]
+    model: Any,
+    file: File,
+    group: Any,
+    flat: list[Any],
+    source: Prefetched | Deferred,
+    recorded: list[tuple[Any, Any]],
+    shapes: list[tuple[int, ...]],
 ) -> None:
+    """Remembers the plan of a load that assigned ``recorded`` (variables of ``shapes``)."""
     _LEGACY_PLANS.pop(model, None)
-    paths = {id(value): path for path, value in _values(source).items()}
-    steps = []
-    for variable, value in recorded:
-        path = paths.get(id(value))
-        if path is None:  # converted by tf-keras, or read another way: no plan
-            return
-        # (A tf.Variable's shape is fixed when it is made: ``shape`` returns the same.)
-        steps.append((variable, path, variable_shape(variable), value.dtype))
-    lazy = isinstance(source, Deferred) and all(type(value) is LazyArray for _, value in recorded)
+    if isinstance(source, Deferred):  # the values it handed out know their paths
+        ours = source.source
+        lazy = all(type(value) is LazyArray and value.source is ours for _, value in recorded)
+        paths = [value.path for _, value in recorded] if lazy else []
+    else:
+        lazy = False
+        by_id = {id(value): path for path, value in source.arrays.items()}
+        paths = [by_id.get(id(value)) for _, value in recorded]
+    if len(paths) != len(recorded) or None in paths:  # converted by tf-keras, or read another way: no plan
+        return
+    steps = [(variable, path, shape, value.dtype) for (variable, value), path, shape in zip(recorded, paths, shapes)]
     try:
         side = tree_check.remember(file, [path for _, path, _, _ in steps], [value.address for _, value in recorded] if lazy else None)
         if side is not None:
