@@ -882,3 +882,24 @@ def recompress_and_corrupt(path: Path, shape: tuple[int, ...]) -> None:
     with open(path, "r+b") as raw:
         raw.seek(offset + size // 4)
         raw.write(b"\xff" * (size // 2))
+
+
+def swap_gamma_and_beta(path: Path) -> None:
+    """Rewrites a Keras file of a model with a BatchNormalization layer in place: its first two
+    values (gamma and beta, the same shape) change places, in the layer's ``weight_names`` (a
+    legacy file; the layer's group named "bn") or as the layer's ``vars/0`` and ``vars/1``
+    (``.weights.h5``): the same size, another layout."""
+    with h5py.File(path, "r+") as f:
+        legacy = "layer_names" in f.attrs or "model_weights" in f
+        if legacy:
+            group = f["model_weights"] if "model_weights" in f else f
+            names = list(group["bn"].attrs["weight_names"])
+            names[0], names[1] = names[1], names[0]
+            group["bn"].attrs["weight_names"] = names
+        else:
+            found: list[str] = []
+            f.visit(found.append)
+            group = f[next(name for name in found if name.endswith("normalization/vars"))]
+            group.move("0", "moved")
+            group.move("1", "0")
+            group.move("moved", "1")

@@ -28,7 +28,7 @@ import tf_keras  # the test extra installs it: a missing tf-keras fails here, lo
 import traversal_graphs
 import weightio.keras as wk
 from keras_spies import taken_ahead, tensorflow_read_into
-from fixtures import recompress_and_corrupt
+from fixtures import recompress_and_corrupt, swap_gamma_and_beta
 from weightio.keras import tf_keras as tf_keras_loader
 
 L = tf_keras.layers
@@ -464,22 +464,6 @@ def test_v3_replays_answer_from_the_remembered_store(files, tmp_path: Path, fmt:
     assert lookups  # another layout: looked up (and tf-keras's error)
 
 
-def _swap_bn_values(path: Path, fmt: str) -> None:
-    """Rewrites ``path`` in place: the mlp's BatchNormalization gamma and beta swapped (the
-    same shapes, another layout)."""
-    with h5py.File(path, "a") as f:
-        if fmt == "weights_h5":
-            names: list[str] = []
-            f.visit(names.append)
-            group = f[next(n for n in names if n.endswith("normalization/vars"))]
-            group.move("0", "moved"), group.move("1", "0"), group.move("moved", "1")
-        else:
-            group = f["model_weights"] if "model_weights" in f else f
-            weight_names = list(group["bn"].attrs["weight_names"])
-            weight_names[0], weight_names[1] = weight_names[1], weight_names[0]
-            group["bn"].attrs["weight_names"] = weight_names
-
-
 @pytest.mark.parametrize("fmt", ["legacy_h5", "weights_h5"])
 def test_first_loads_leave_the_digest_to_the_next_load(files, tmp_path: Path, fmt: str, monkeypatch) -> None:
     """A first load does not digest a file unchanged since RACY_NS before it: the next load
@@ -505,7 +489,7 @@ def test_first_loads_leave_the_digest_to_the_next_load(files, tmp_path: Path, fm
     for step in ("load", "rewrite", "load", "load", "load"):
         if step == "rewrite":
             time.sleep(0.05)  # another clock tick: the write gets new times
-            _swap_bn_values(path, fmt)
+            swap_gamma_and_beta(path)
             continue
         lookups.clear()
         ref.load_weights(str(path))
