@@ -76,13 +76,23 @@ def remember(file: File, paths: list[str], addresses: list[int] | None = None) -
     identity = trusted_identity(file._core.identity, taken)
     if identity is not None and addresses is not None:
         return FileSide(None, None, None, identity, list(addresses), list(paths))
+    found = _digested(file, paths)
+    if found is None:
+        return None
+    digest, entries, positions, addresses = found
+    return FileSide(digest, entries, positions, identity, addresses)
+
+
+def _digested(file: File, paths: list[str]) -> tuple[bytes, list[str], list[int], list[int]] | None:
+    """The file's digest and dataset paths (entries), where each of ``paths`` is among them
+    and its address; None when one is not a dataset the digest covers."""
     digest, addresses, entries = _layout(file, True)
     assert entries is not None
     position = {path: i for i, path in enumerate(entries)}
     positions = [position.get(path, -1) for path in paths]
     if -1 in positions:
         return None
-    return FileSide(digest, entries, positions, trusted_identity(file._core.identity, taken), [addresses[i] for i in positions])
+    return digest, entries, positions, [addresses[i] for i in positions]
 
 
 def addresses_if_unchanged(file: File, side: FileSide) -> list[int] | None:
@@ -102,18 +112,15 @@ def addresses_if_unchanged(file: File, side: FileSide) -> list[int] | None:
     return side.addresses
 
 
-
 def _digest_now(file: File, side: FileSide) -> bool:
     """Takes the digest a first load left for later (``remember``), of ``file``: the file it
     loaded, unchanged (same identity). False if the plan's datasets are not where that load
     found them (then the side never holds)."""
     assert side.paths is not None
-    digest, addresses, entries = _layout(file, True)
-    assert entries is not None
-    position = {path: i for i, path in enumerate(entries)}
-    positions = [position.get(path, -1) for path in side.paths]
-    if -1 in positions or [addresses[i] for i in positions] != side.addresses:
+    found = _digested(file, side.paths)
+    if found is None or found[3] != side.addresses:
         side.addresses = side.identity = None
         return False
-    side.digest, side.entries, side.positions, side.paths = digest, entries, positions, None
+    side.digest, side.entries, side.positions, _ = found
+    side.paths = None
     return True
