@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pytest
 import tf_keras  # the test extra installs it: a missing tf-keras fails here, loudly
@@ -509,11 +508,7 @@ def test_legacy_replay_follows_changes(files, tmp_path: Path, fmt: str) -> None:
     same datasets in another order, changes the pairing, and weightio's plan must follow."""
     path = tmp_path / files("mlp", fmt).name
     path.write_bytes(files("mlp", fmt).read_bytes())
-    with h5py.File(path, "a") as f:
-        group = f["model_weights"] if "model_weights" in f else f
-        names = list(group["bn"].attrs["weight_names"])
-        names[0], names[1] = names[1], names[0]  # gamma <-> beta: the same shape
-        group["bn"].attrs["weight_names"] = names
+    swap_gamma_and_beta(path)
     ref, mine = build("mlp", seed=1), build("mlp", seed=1)
     for step in (files("mlp", fmt), path, files("mlp", fmt), "freeze", path):
         if step == "freeze":

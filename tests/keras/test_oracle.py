@@ -417,12 +417,7 @@ def test_repeated_loads_layout_changed(variant_files, tmp_path: Path, fmt: str) 
     remembered load."""
     path = tmp_path / variant_files["B", fmt].name
     shutil.copy(variant_files["B", fmt], path)
-    with h5py.File(path, "a") as f:
-        group = f["model_weights"] if "model_weights" in f else f
-        bn = group["bn"]
-        names = list(bn.attrs["weight_names"])
-        names[0], names[1] = names[1], names[0]  # gamma <-> beta: the same shape
-        bn.attrs["weight_names"] = names
+    swap_gamma_and_beta(path)
     ref, mine = _mlp(SOURCE), _mlp(SOURCE)
     for p in (variant_files["A", fmt], path, variant_files["B", fmt], path):
         before = snapshot(mine)
